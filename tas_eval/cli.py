@@ -1,0 +1,119 @@
+"""The `tas-eval` command line: parses arguments and calls the library (no logic of its own).
+
+Every handler is ``module:function(args)`` imported only when its command runs, so that
+`tas-eval --help` stays fast and an optional part that is not installed breaks only its own command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from tas_eval import __version__
+from tas_eval.errors import UserError
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="small", choices=["tiny", "small", "full"], help="benchmark size (default: small)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the built-in benchmark (default: 0)")
+    p.add_argument("--data", default=None, metavar="DIR", help="a built benchmark folder (overrides --profile/--data-seed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="tas-eval", description="Evaluate text-guided audio spatialization.")
+    parser.add_argument("--version", action="version", version=f"tas-eval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train (or reuse), predict, evaluate and record a model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--split", type=int, default=None, help="one split, 1..10")
+    p.add_argument("--splits", default=None, help="several splits, e.g. 1-10 or 1,3,5")
+    _add_data_options(p)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0, help="training and inference seed")
+    p.add_argument("--train-profile", default=None, help="training config profile of the model (default: per device)")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
+    p.add_argument("--backbone", default="tas_cnn", help="backbone of the generative metrics")
+    p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
+    p.add_argument("--no-cache", action="store_true", help="recompute cached reference statistics")
+    p.set_defaults(handler="tas_eval.runner:cli_run")
+
+    p = sub.add_parser("evaluate", help="score a predictions directory against a test split")
+    p.add_argument("--predictions", required=True, metavar="DIR")
+    p.add_argument("--split", type=int, required=True)
+    p.add_argument("--name", default=None, help="model name to record (default: model.json or the folder name)")
+    _add_data_options(p)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--results", default="results", metavar="DIR")
+    p.add_argument("--backbone", default="tas_cnn")
+    p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
+    p.add_argument("--no-cache", action="store_true")
+    p.set_defaults(handler="tas_eval.runner:cli_evaluate")
+
+    p = sub.add_parser("validate", help="check a predictions directory strictly, without scoring it")
+    p.add_argument("predictions", metavar="DIR")
+    p.add_argument("--split", type=int, required=True)
+    _add_data_options(p)
+    p.set_defaults(handler="tas_eval.validate:cli_validate")
+
+    p = sub.add_parser("ls", help="list datasets, models or metrics")
+    p.add_argument("what", choices=["datasets", "models", "metrics"])
+    p.set_defaults(handler="tas_eval.listing:cli_ls")
+
+    p = sub.add_parser("data", help="build or inspect the built-in benchmark")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    b = dsub.add_parser("build", help="build the benchmark deterministically from a seed")
+    b.add_argument("--profile", default="small", choices=["tiny", "small", "full"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default=None, metavar="DIR", help="output folder (default: TAS_EVAL_HOME/data/<dataset id>)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    b.set_defaults(handler="tas_eval.data.build:cli_build")
+    s = dsub.add_parser("show", help="print an item's annotations; with --out write its audio and a figure")
+    s.add_argument("item")
+    _add_data_options(s)
+    s.add_argument("--out", default=None, metavar="DIR")
+    s.set_defaults(handler="tas_eval.data.show:cli_show")
+
+    p = sub.add_parser("metrics", help="describe the metrics")
+    msub = p.add_subparsers(dest="metrics_command", required=True)
+    m = msub.add_parser("list", help="id, direction, unit, provenance and definition of every metric")
+    m.set_defaults(handler="tas_eval.metrics:cli_list")
+
+    p = sub.add_parser("backbone", help="the offline backbone of the generative metrics")
+    bsub = p.add_subparsers(dest="backbone_command", required=True)
+    t = bsub.add_parser("train", help="train the tas_cnn classifier on the benchmark's isolated sources")
+    _add_data_options(t)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, metavar="FILE")
+    t.set_defaults(handler="tas_eval.metrics.backbones.tas_cnn:cli_train")
+
+    p = sub.add_parser("leaderboard", help="regenerate the static leaderboard site from results/")
+    p.add_argument("--results", default="results", metavar="DIR")
+    p.add_argument("--out", default="site", metavar="DIR")
+    p.set_defaults(handler="leaderboard.build:cli_leaderboard")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tas-eval` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    module_name, _, func = args.handler.partition(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), func)
+        return int(handler(args) or 0)
+    except UserError as exc:
+        print(f"tas-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tas-eval: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
