@@ -1,0 +1,8 @@
+"""Adapters for the real datasets in their published layouts: FAIR-Play, TASBench-style dense
+annotations and SpatialTAS-style prompt files."""
+
+from tas_eval.data.adapters.fairplay import FairPlay
+from tas_eval.data.adapters.spatialtas import load_spatialtas
+from tas_eval.data.adapters.tasbench import frame_text, load_tasbench
+
+__all__ = ["FairPlay", "frame_text", "load_spatialtas", "load_tasbench"]
