@@ -100,8 +100,10 @@ def _azimuth_for(label: str, rng: np.random.Generator) -> float:
     if label == "center":
         az = float(rng.uniform(-8.0, 8.0))
         return wrap_azimuth(180.0 - az) if rng.random() < 0.1 else az
-    az = float(rng.uniform(28.0, 80.0))
-    if rng.random() < 0.15:
+    # Mostly inside the camera's 90-degree field of view, as in FAIR-Play's music room; some wider,
+    # some behind: the out-of-view cases of the visual baselines.
+    az = float(rng.uniform(22.0, 42.0)) if rng.random() < 0.7 else float(rng.uniform(45.0, 85.0))
+    if rng.random() < 0.1:
         az = 180.0 - az  # behind, same side
     return az if label == "left" else -az
 
