@@ -1,0 +1,1 @@
+"""Reimplementations of published models and training-free baselines, registered through tas_eval.models."""

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job (README): build the benchmark if it is missing, run the models on split 1, regenerate
+# the leaderboard. Re-running it reuses the built data, checkpoints and predictions (each step resumes).
+#   PROFILE=small|tiny|full   benchmark profile (default: small)
+#   MODELS="mono_mono text_pan"   models to run (default: the two training-free baselines)
+#   DEVICE=auto|cpu|cuda      (default: auto)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-small}
+MODELS=${MODELS:-mono_mono text_pan}
+DEVICE=${DEVICE:-auto}
+TAS_EVAL=(python3 -m tas_eval.cli)
+
+"${TAS_EVAL[@]}" data build --profile "$PROFILE"
+for model in $MODELS; do
+  "${TAS_EVAL[@]}" run --model "$model" --split 1 --profile "$PROFILE" --device "$DEVICE" --results results
+done
+"${TAS_EVAL[@]}" leaderboard --results results --out site
+echo "main.sh: results in results/, leaderboard in site/index.html"

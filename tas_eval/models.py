@@ -1,0 +1,162 @@
+"""The model contract and the model registry.
+
+A model is a class (a baseline in ``baselines/`` or a user's package) that declares::
+
+    name: str                  registry id, e.g. "text_pan"
+    guidance: frozenset[str]   subset of {"text", "visual"}; empty = no guidance
+    paper: str                 citation of the paper it reimplements
+    description: str           one line for listings and model.json
+    trains: bool               False = training-free (fit is a no-op)
+    configs: dict[str, dict]   training/inference settings per profile: "paper" (the paper's
+                               settings) and "small" (a CPU profile) at least
+
+and implements::
+
+    fit(benchmark, split, config, device, seed, checkpoint_dir)   train on the train part of a split;
+        resumable: it keeps its own intermediate checkpoints in checkpoint_dir and continues from
+        the newest one when called again
+    save(path) / load(path)    the trained state, one file
+    spatialize(mono, sr, prompts, frames) -> binaural
+
+``spatialize`` gets ``mono`` as a torch tensor (B, 1, T) (mono = L + R, the FAIR-Play convention)
+at ``sr`` Hz and returns (B, 2, T) on any device. ``prompts`` is None for models without text
+guidance, else a list of B prompt dicts that hold TEXT ONLY (never the annotations' numbers)::
+
+    {"text": "the cello is on the left, front, 2m away.",   # the clip's direction prompt
+                                                            # (SpatialTAS style), or None
+     "clip_prompts": [{"type": "direction"|"relation"|"distance", "text": ..., "phrasing": ...}],
+     "frames": [{"t0": 0.0, "text": "the cello on the left"}, ...] | None}   # dense text per
+                                             # 0.1 s frame (TASBench style; "silence" when nothing sounds)
+
+(built by ``prompt_from_annotation``). ``frames`` is None for models without visual guidance, else a
+list of B callables ``frames[b](times_s, size=(224, 224)) -> uint8 (N, H, W, 3)`` rendering the
+scene's video frames at times in seconds on demand (tas_eval.data.dataset.TASDataset.frame_renderer).
+
+How the runner uses a model: ``cls()`` (no arguments); if ``trains``: ``fit(...)`` then
+``save(final)`` unless a matching checkpoint exists, then ``load(final)`` (so save must store
+everything load needs: weights AND config); a torch.nn.Module is moved to the device and put in
+eval mode; ``spatialize`` runs under torch.inference_mode() on batches of test clips. A model may
+set ``last_notes`` (a list of B dicts of numbers) in spatialize: the runner sums them over the test
+items into the results' extra field (text_pan reports its parser fallbacks this way).
+
+The registry takes the built-ins below (imported lazily) and every entry point of the group
+``tas_eval.models``: a user's package plugs in exactly as the baselines do, e.g. in its
+pyproject.toml::
+
+    [project.entry-points."tas_eval.models"]
+    my_model = "my_package.model:MyModel"
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from tas_eval.registry import Registry
+
+log = logging.getLogger(__name__)
+
+GUIDANCE_KINDS = ("text", "visual")
+
+MODELS = Registry("model", "tas_eval.models")
+
+# Built-in models, imported only when asked for.
+_BUILTINS = {
+    # training-free baselines (issue 4)
+    "mono_mono": "baselines.mono_mono:MonoMono",
+    "text_pan": "baselines.text_pan:TextPan",
+    # published models (issue 5) are added here, one line each: "name": "baselines.<module>:<Class>"
+}
+for _name, _target in _BUILTINS.items():
+    MODELS.add_lazy(_name, _target)
+
+
+class Model:
+    """Base class of the model contract (see the module docstring); subclassing it is optional."""
+
+    name: str = ""
+    guidance: frozenset[str] = frozenset()
+    paper: str = ""
+    description: str = ""
+    trains: bool = False
+    configs: dict[str, dict] = {"paper": {}, "small": {}}
+
+    def fit(self, benchmark, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
+        """Train on the train part of ``split``; training-free models do nothing."""
+
+    def save(self, path: str | Path) -> None:
+        """Write the trained state to ``path`` (one file)."""
+        torch.save(self.state_dict() if hasattr(self, "state_dict") else {}, path)
+
+    def load(self, path: str | Path) -> None:
+        """Read the trained state written by ``save``."""
+        if hasattr(self, "load_state_dict"):
+            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    def spatialize(
+        self,
+        mono: torch.Tensor,
+        sr: int,
+        prompts: list[dict] | None = None,
+        frames: list[Callable[[float], Any]] | None = None,
+    ) -> torch.Tensor:
+        """(B, 1, T) mono at ``sr`` Hz -> (B, 2, T) binaural."""
+        raise NotImplementedError
+
+
+def get_model_class(name: str) -> type:
+    """The model class registered under ``name`` (UserError with suggestions if unknown)."""
+    return MODELS.get(name)
+
+
+def guidance_label(guidance) -> str:
+    """'text', 'visual', 'text+visual' or 'none'."""
+    kinds = [k for k in GUIDANCE_KINDS if k in set(guidance or ())]
+    return "+".join(kinds) if kinds else "none"
+
+
+def model_config(cls: type, profile: str) -> dict:
+    """The config of ``profile`` declared by a model class; UserError naming the known profiles."""
+    from tas_eval.errors import UserError
+
+    configs = getattr(cls, "configs", None) or {}
+    if profile not in configs:
+        raise UserError(f"The model '{cls.name}' has no config profile '{profile}'; known: {', '.join(sorted(configs)) or 'none'}.")
+    return dict(configs[profile])
+
+
+def model_info(cls: type) -> dict:
+    """The descriptive fields of a model class (for listings and model.json)."""
+    return {
+        "name": cls.name,
+        "guidance": guidance_label(getattr(cls, "guidance", ())),
+        "paper": getattr(cls, "paper", ""),
+        "description": getattr(cls, "description", ""),
+        "trains": bool(getattr(cls, "trains", False)),
+    }
+
+
+def prompt_from_annotation(annotation: dict, held_out: bool = False) -> dict:
+    """The text guidance of one item: clip prompts and dense per-frame texts, nothing numeric.
+
+    ``text`` is the clip's "direction" prompt (direction and distance of every source, SpatialTAS's
+    DOA/DE prompt) in a training phrasing, or in a held-out phrasing with ``held_out=True`` (falling
+    back to the first clip prompt of that phrasing set, then to any). ``clip_prompts`` lists every
+    clip prompt of the chosen phrasing set as {"type", "text", "phrasing"}. ``frames`` is the dense
+    TASBench-style text of every 0.1 s frame ("silence" when nothing sounds). This is the only place
+    where the runner turns annotations into model input, so that no model sees the annotated
+    positions at test time.
+    """
+    clip = [p for p in annotation.get("clip_prompts") or [] if bool(p.get("held_out")) == held_out]
+    chosen = next((p for p in clip if p.get("type") == "direction"), clip[0] if clip else None)
+    if chosen is None and annotation.get("clip_prompts"):
+        chosen = annotation["clip_prompts"][0]
+    frames = annotation.get("frames")
+    return {
+        "text": chosen["text"] if chosen else None,
+        "clip_prompts": [{k: p.get(k) for k in ("type", "text", "phrasing")} for p in clip],
+        "frames": [{"t0": float(f["t0"]), "text": str(f.get("text", ""))} for f in frames] if frames else None,
+    }
