@@ -253,9 +253,11 @@ def annotate(scene: dict, dry: list[np.ndarray], sr: int) -> dict:
         traj = src["trajectory"]
         a0, e0, d0 = position_at(traj, 0.0)
         a1, e1, d1 = position_at(traj, duration)
-        mid = np.mean([direction_vector(*position_at(traj, t)[:2]) * position_at(traj, t)[2]
-                       for t in np.linspace(0, duration, 9)], axis=0)
-        az, el, dist = azel_from_vector(mid)
+        # Clip-level position: the mean direction over the clip, at the mean distance (the length of the
+        # mean position vector would shorten the distance of a source that moves across the front).
+        samples = [position_at(traj, t) for t in np.linspace(0, duration, 9)]
+        az, el, _ = azel_from_vector(np.mean([direction_vector(a, e) for a, e, _ in samples], axis=0))
+        dist = float(np.mean([d for _, _, d in samples]))
         moving = len(traj) > 1 and side_label(a0, e0) != side_label(a1, e1)
         entry = {"category": src["category"], "azimuth": round(az, 2), "elevation": round(el, 2), "distance": round(dist, 2),
                  "label": side_label(az, el), "moving": moving}
