@@ -72,13 +72,15 @@ def dataset_id(profile: str, seed: int) -> str:
 
 
 def _room(rng: np.random.Generator) -> dict:
-    size = [float(rng.uniform(5.0, 12.0)), float(rng.uniform(4.0, 10.0)), float(rng.uniform(2.7, 4.5))]
+    # Rooms like FAIR-Play's music room: treated, moderately reverberant (RT60 0.2 to 0.6 s), so that
+    # most sources play within a few critical distances and the interaural cues are clear.
+    size = [float(rng.uniform(6.0, 14.0)), float(rng.uniform(5.0, 11.0)), float(rng.uniform(3.0, 5.0))]
     listener = [
         float(rng.uniform(0.3, 0.6) * size[0]),
         float(rng.uniform(0.35, 0.65) * size[1]),
         1.5,
     ]
-    return {"size_m": size, "listener_m": listener, "rt60_s": float(rng.uniform(0.25, 0.9))}
+    return {"size_m": size, "listener_m": listener, "rt60_s": float(rng.uniform(0.2, 0.6))}
 
 
 def _max_distance(room: dict, azimuth: float, elevation: float, margin: float = 0.4) -> float:
@@ -150,7 +152,11 @@ def sample_scene(index: int, seed: int, duration: float, categories: list[str]) 
     sources = []
     for cat, label in zip(cats, labels):
         az, el = _azimuth_for(label, rng), _elevation(rng)
-        dist = float(np.exp(rng.uniform(math.log(1.0), math.log(10.0))))
+        # Mostly within a few metres, as players around a listener; some far away (up to 10 m).
+        if rng.random() < 0.7:
+            dist = float(rng.uniform(1.0, 3.5))
+        else:
+            dist = float(np.exp(rng.uniform(math.log(3.5), math.log(10.0))))
         points = [(0.0, az, el, dist)]
         if rng.random() < 0.2:  # a moving source: an azimuth trajectory across the clip
             end_label = str(rng.choice([lab for lab in ("left", "center", "right") if lab != label]))

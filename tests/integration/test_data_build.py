@@ -54,7 +54,7 @@ def ild_itd(audio: np.ndarray, sr: int) -> tuple[float, float]:
 def test_lateral_source_is_louder_and_earlier_at_its_ear(azimuth, sign):
     scene = build.sample_scene(0, 0, 2.0, ["cello"])
     scene["sources"] = [{"category": "cello", "seed": 5, "gain_db": 0.0, "active": [[0.0, 2.0]], "occluded": False,
-                         "trajectory": [{"t": 0.0, "azimuth": azimuth, "elevation": 0.0, "distance": 1.5}]}]
+                         "trajectory": [{"t": 0.0, "azimuth": azimuth, "elevation": 0.0, "distance": 1.0}]}]
     audio, _ = build.render_clip(scene)
     assert audio.shape == (2, 2 * SAMPLE_RATE)
     ild, itd = ild_itd(audio.astype(np.float64), SAMPLE_RATE)
