@@ -32,16 +32,29 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str = "FLOAT") -> None:
-    """Write (channels, samples) audio atomically (temporary file in the same folder, then rename)."""
+    """Write (channels, samples) audio atomically (temporary file in the same folder, then rename).
+
+    ``subtype`` is "FLOAT" (32-bit IEEE float) or "PCM_16". scipy writes the file because libsndfile
+    adds a PEAK chunk with a timestamp to float WAVs, and the benchmark's files must be byte-identical
+    from build to build.
+    """
+    from scipy.io import wavfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
+    if subtype == "PCM_16":
+        data = np.clip(np.round(audio.T * 32767.0), -32768, 32767).astype(np.int16)
+    elif subtype == "FLOAT":
+        data = np.ascontiguousarray(audio.T)
+    else:
+        raise ValueError(f"unsupported WAV subtype {subtype!r}")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
     os.close(fd)
     try:
-        sf.write(tmp, audio.T, sr, subtype=subtype, format="WAV")
+        wavfile.write(tmp, sr, data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

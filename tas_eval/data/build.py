@@ -392,10 +392,12 @@ def write_manifest(root: Path, profile: Profile, seed: int) -> dict:
 
 
 def _check_assets() -> None:
+    """Fail early, with the file's name, on a missing SOFA file, soundfont or espeak-ng. Loading them
+    in the parent also lets forked workers share the loaded HRIRs and soundfont."""
     from tas_eval.data import hrir, sources
 
     hrir.HRIRSet.load()
-    sources.check_assets() if hasattr(sources, "check_assets") else None
+    sources.check_assets()
 
 
 def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | None = None, workers: int | None = None,
