@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from tas_eval.paths import data_root
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.0.0"
+# Bump on every change that alters the built files: builds of another version are rebuilt.
+GENERATOR_VERSION = "1.1.0"
 DATASET_NAME = "tasbench-synth"
 RENDER_SR = 44100
 # FAIR-Play's proportions: 1497 / 187 / 187 of 1871 clips.
@@ -407,14 +409,23 @@ def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | Non
         raise UserError(f"Unknown profile '{profile}': use one of {', '.join(PROFILES)}.")
     prof = PROFILES[profile]
     root = Path(out) if out else data_root() / dataset_id(profile, seed)
+    identity = {"generator_version": GENERATOR_VERSION, "profile": profile, "seed": seed}
     manifest_path = root / "manifest.json"
     if manifest_path.is_file():
         existing = json.loads(manifest_path.read_text())
-        if existing.get("generator_version") == GENERATOR_VERSION and existing.get("seed") == seed and existing.get("profile") == profile:
+        if all(existing.get(k) == v for k, v in identity.items()):
             log.info("%s is already built (manifest %s)", root, existing["manifest_sha256"][:12])
             return Benchmark(root)
         manifest_path.unlink()
     _check_assets()
+    # An interrupted build of the same generator, profile and seed resumes (every file was written
+    # atomically); anything else in the folder is stale and is removed.
+    started = root / "build.json"
+    if not started.is_file() or json.loads(started.read_text()) != identity:
+        for folder in ("audio", "scenes", "annotations", "splits"):
+            shutil.rmtree(root / folder, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        _write_atomic(started, _json_bytes(identity))
     for folder in ("audio", "scenes", "annotations"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
