@@ -69,6 +69,7 @@ _BUILTINS = {
     "mono_mono": "baselines.mono_mono:MonoMono",
     "text_pan": "baselines.text_pan:TextPan",
     # published models (issue 5) are added here, one line each: "name": "baselines.<module>:<Class>"
+    "mono2binaural_visual": "baselines.mono2binaural:Mono2BinauralVisual", "mono2binaural_text": "baselines.mono2binaural:Mono2BinauralText", "ours": "baselines.tas:Ours", "ours_saf": "baselines.tas:OursSAF", "audio_only": "baselines.tas:AudioOnly", "add": "baselines.tas:OursAdd", "conv": "baselines.tas:OursConv", "ours_saf_tokens": "baselines.tas:OursTokenSAF",
 }
 for _name, _target in _BUILTINS.items():
     MODELS.add_lazy(_name, _target)

@@ -1,0 +1,99 @@
+"""The Mono2Binaural spectrogram UNet (Gao & Grauman, CVPR 2019, "2.5D Visual Sound") and its STFT.
+
+Shapes follow the public reference (facebookresearch/2.5D-Visual-Sound, models/networks.py), read
+for its layer sizes only: the input is the mixture STFT as 2 channels (real, imaginary) of
+257 bins x 64 frames for a 0.63 s window (n_fft 512, hop 160, win 400 at 16 kHz); five
+down-convolutions (kernel 4, stride 2, padding 1; batch norm; LeakyReLU 0.2) with widths
+ngf, 2ngf, 4ngf, 8ngf, 8ngf; the guidance vector tiled over the bottleneck's 8 x 2 positions and
+concatenated to it; five up-convolutions with skip connections (batch norm; ReLU), the last one a
+sigmoid mapped to [-1, 1]. The output is a complex mask (real, imaginary) of 256 bins x 64 frames
+that multiplies the mixture STFT (its top bin dropped) to give the STFT of L - R.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+N_FFT = 512
+HOP = 160
+WIN = 400
+
+
+def stft_ri(x: torch.Tensor) -> torch.Tensor:
+    """(B, T) waveforms -> (B, 2, 257, frames) real and imaginary STFT (Hann 400, hop 160, centred).
+
+    The centre padding is zeros, as librosa >= 0.9 pads (REFERENCES.md, pain point 1).
+    """
+    window = torch.hann_window(WIN, device=x.device, dtype=x.dtype)
+    spec = torch.stft(x, N_FFT, HOP, WIN, window, center=True, pad_mode="constant", return_complex=True)
+    return torch.stack([spec.real, spec.imag], dim=1)
+
+
+def istft_ri(spec: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, 2, 257, frames) real/imaginary STFT -> (B, length) waveforms (inverse of ``stft_ri``)."""
+    window = torch.hann_window(WIN, device=spec.device, dtype=spec.dtype)
+    return torch.istft(torch.complex(spec[:, 0], spec[:, 1]), N_FFT, HOP, WIN, window, center=True, length=length)
+
+
+def apply_complex_mask(mix: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Complex product of the mixture STFT (B, 2, F, T) without its top bin and a mask (B, 2, F-1, T)."""
+    mr, mi = mix[:, 0, :-1], mix[:, 1, :-1]
+    kr, ki = mask[:, 0], mask[:, 1]
+    return torch.stack([mr * kr - mi * ki, mr * ki + mi * kr], dim=1)
+
+
+def _down(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1), nn.BatchNorm2d(out_ch), nn.LeakyReLU(0.2, inplace=True))
+
+
+def _up(in_ch: int, out_ch: int, last: bool = False) -> nn.Sequential:
+    if last:
+        return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.Sigmoid())
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+
+class MaskUNet(nn.Module):
+    """5-level UNet: mixture STFT (B, 2, 257, T) and guidance (B, cond_dim) -> complex mask (B, 2, 256, T).
+
+    ``T`` must be a multiple of 32 (64 frames for the paper's 0.63 s window).
+    """
+
+    def __init__(self, cond_dim: int, ngf: int = 64):
+        super().__init__()
+        widths = [ngf, ngf * 2, ngf * 4, ngf * 8, ngf * 8]
+        self.downs = nn.ModuleList()
+        in_ch = 2
+        for w in widths:
+            self.downs.append(_down(in_ch, w))
+            in_ch = w
+        # Up path: the first takes bottleneck + tiled guidance, the others their input + the skip.
+        self.ups = nn.ModuleList([
+            _up(widths[4] + cond_dim, widths[3]),
+            _up(widths[3] * 2, widths[2]),
+            _up(widths[2] * 2, widths[1]),
+            _up(widths[1] * 2, widths[0]),
+            _up(widths[0] * 2, 2, last=True),
+        ])
+        self.apply(_init_like_reference)
+
+    def forward(self, mix: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = mix
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        tiled = cond[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        x = self.ups[0](torch.cat([x, tiled], dim=1))
+        for up, skip in zip(self.ups[1:], reversed(skips[:-1])):
+            x = up(torch.cat([x, skip], dim=1))
+        return x * 2 - 1
+
+
+def _init_like_reference(m: nn.Module) -> None:
+    # The reference initializes convolutions N(0, 0.02) and batch-norm scales N(1, 0.02).
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
