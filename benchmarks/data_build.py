@@ -28,6 +28,7 @@ def main() -> None:
 
     profile = build.PROFILES["full"]
     build._check_assets()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as out:
         for folder in ("audio", "scenes", "annotations"):
             os.makedirs(os.path.join(out, folder))
@@ -37,7 +38,7 @@ def main() -> None:
                           [profile.duration_s] * args.clips, chunksize=1))
         elapsed = time.perf_counter() - start
     rate = args.clips / elapsed
-    print(f"cores: {os.cpu_count()}  workers: {args.workers}  load average before/after: {os.getloadavg()[0]:.1f}")
+    print(f"cores: {os.cpu_count()}  workers: {args.workers}  load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}")
     print(f"built {args.clips} clips of {profile.duration_s:.0f} s in {elapsed:.1f} s: {rate:.2f} clips/s")
     print(f"full profile ({profile.num_clips} clips) projected: {profile.num_clips / rate / 60:.1f} min (target < 15 min)")
 
