@@ -3,7 +3,8 @@
 The TAS paper (seed 000, eqs. 3-4) diffuses the difference signal a = L - R over N steps and learns
 the reverse process conditioned on the mono audio and the prompt; it gives no schedule, so the
 defaults are DiffWave's (Kong et al. 2021), whose architecture the TAS spatialization network
-follows: N = 50 steps, betas linear from 1e-4 to 0.05.
+follows: N = 50 steps, betas linear from 1e-4; the last beta must make abar_N = prod(1 - beta) small
+for the data's scale (0.05, DiffWave's value for waveforms of small amplitude, leaves abar_N = 0.28).
 
 A denoiser is any function ``denoise(x_t (N, C, T), t (N,) long) -> prediction`` of the noise
 (``parameterization="eps"``, as DiffWave) or of the clean signal (``"x0"``). Sampling noise comes
@@ -23,7 +24,7 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class GaussianDiffusion:
     """A linear-beta DDPM schedule of ``steps`` steps and its training loss and samplers."""
 
-    def __init__(self, steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.05, parameterization: str = "eps"):
+    def __init__(self, steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.25, parameterization: str = "eps"):
         if parameterization not in ("eps", "x0"):
             raise ValueError(f"parameterization must be 'eps' or 'x0', not {parameterization!r}")
         self.steps = steps
@@ -31,6 +32,11 @@ class GaussianDiffusion:
         self.betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
         self.alphas = 1.0 - self.betas
         self.alpha_bars = torch.cumprod(self.alphas, dim=0)
+
+    @property
+    def terminal_alpha_bar(self) -> float:
+        """abar_N: the share of signal power left at the last step (sampling assumes it is ~0)."""
+        return float(self.alpha_bars[-1])
 
     def _ab(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return self.alpha_bars.to(like.device)[t].to(like.dtype).view(-1, *([1] * (like.ndim - 1)))

@@ -1,0 +1,148 @@
+"""Speed of the trained baselines: training steps/s, inference real-time factor, batched vs per-window.
+
+    python3 benchmarks/models_speed.py [--profile small] [--models ours_saf,mono2binaural_visual]
+                                       [--device cpu|cuda] [--steps 3] [--seconds 10]
+
+For each model, at the settings of ``--profile`` (its configs dict), from a fresh network:
+  - training: ``--steps`` optimizer steps on random crops and prompts (after one warm-up step);
+    steps per second (wall) and CPU seconds per step of this process;
+  - inference: ``spatialize`` of one ``--seconds`` clip of noise with a dense prompt per 0.1 s frame
+    (visual models get random frames); real-time factor = wall seconds / audio seconds;
+  - sliding-window inference of that clip with all windows batched in one call per sampling run
+    against a loop of one window per call (``max_batch=1``): the speed ratio and the largest absolute
+    difference between the two outputs (the same seeds are used, so it should be ~1e-6).
+The device, torch's thread count and the torch version are printed with the numbers: CPU figures
+depend on how many other jobs share the machine, so compare rows of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from tas_eval.audio import sliding_window_inference
+from tas_eval.models import get_model_class
+
+DEFAULT_MODELS = ["ours", "ours_saf", "audio_only", "add", "conv", "ours_saf_tokens", "mono2binaural_text",
+                  "mono2binaural_visual"]
+TEXTS = ["the cello on the left, the piano on the right", "the singer in the center", "silence",
+         "the drum on the right", "the guitar on the left, the harp in the center, the violin on the right"]
+
+
+class RandomCrops:
+    """Stand-in for CropSampler: random audio, prompts and frames of the right shapes."""
+
+    def __init__(self, crop_s: float, sr: int = 16000, seed: int = 0):
+        self.length = int(round(crop_s * sr))
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, step: int, batch_size: int) -> dict:
+        binaural = torch.from_numpy(self.rng.standard_normal((batch_size, 2, self.length)).astype(np.float32))
+        mono = binaural[:, 0:1] + binaural[:, 1:2]
+        return {"mono": mono, "binaural": binaural, "diff": binaural[:, 0:1] - binaural[:, 1:2],
+                "prompts": [TEXTS[(step + i) % len(TEXTS)] for i in range(batch_size)],
+                "item_ids": [f"x{i}" for i in range(batch_size)], "centres_s": [0.5] * batch_size}
+
+    def frames(self, item_ids, times_s, size) -> np.ndarray:
+        return self.rng.integers(0, 256, (len(item_ids), size[0], size[1], 3), dtype=np.uint8)
+
+
+def random_frames(times_s, size=(224, 224)) -> np.ndarray:
+    """A frame function of the runner's contract that draws noise images (rendering cost excluded)."""
+    return np.random.default_rng(0).integers(0, 256, (len(np.atleast_1d(times_s)), size[0], size[1], 3), dtype=np.uint8)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(name: str, profile: str, device: str, steps: int, seconds: float) -> dict:
+    cls = get_model_class(name)
+    config = cls.configs[profile]
+    model = cls()
+    torch.manual_seed(0)
+    model._build(config)
+    model.to(device)
+    sampler = RandomCrops(float(config["crop_s"]))
+    optimizer = torch.optim.Adam(model.net.parameters(), lr=1e-4)
+    batch_size = int(config["batch_size"])
+
+    def train_step(step: int) -> None:
+        loss = model.batch_loss(sampler, sampler.batch(step, batch_size), torch.Generator().manual_seed(step))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.net.train()
+    train_step(0)  # warm-up (allocations, text cache)
+    sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for k in range(1, steps + 1):
+        train_step(k)
+    sync(device)
+    train_wall, train_cpu = (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+    model.net.eval()
+
+    sr = 16000
+    n = int(seconds * sr)
+    mono = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 1, n)).astype(np.float32) * 0.1).to(device)
+    prompt = {"text": TEXTS[0], "frames": [{"t0": k / 10, "text": TEXTS[k % len(TEXTS)]} for k in range(int(seconds * 10))]}
+    guidance = cls.guidance
+    prompts = [prompt] if "text" in guidance else None
+    frames = [random_frames] if "visual" in guidance else None
+    torch.manual_seed(0)
+    model.spatialize(mono[..., : int(config["crop_s"] * sr) * 2], sr, prompts, frames)  # warm-up
+    sync(device)
+    wall = time.perf_counter()
+    model.spatialize(mono, sr, prompts, frames)
+    sync(device)
+    rtf = (time.perf_counter() - wall) / seconds
+
+    if hasattr(model, "diffusion"):
+        predict = model.window_predictor(prompt if prompts else None, sr, base_seed=7)
+    else:
+        predict = model.window_predictor(prompt if prompts else None, random_frames if frames else None, sr)
+    window, hop = int(round(float(config["crop_s"]) * sr)), int(round(float(config["hop_s"]) * sr))
+    with torch.no_grad():
+        sync(device)
+        wall = time.perf_counter()
+        batched = sliding_window_inference(predict, mono[0], window, hop)
+        sync(device)
+        t_batched = time.perf_counter() - wall
+        wall = time.perf_counter()
+        looped = sliding_window_inference(predict, mono[0], window, hop, max_batch=1)
+        sync(device)
+        t_looped = time.perf_counter() - wall
+    return {"model": name, "train_steps_per_s": 1.0 / train_wall, "train_cpu_s_per_step": train_cpu,
+            "batch": batch_size, "crop_s": float(config["crop_s"]), "rtf": rtf,
+            "windows": len(range(0, max(1, n - window + 1), hop)) + 1, "batched_s": t_batched, "looped_s": t_looped,
+            "speedup": t_looped / t_batched, "max_abs_diff": float((batched - looped).abs().max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="small", help="config profile of the models (tiny, small, paper)")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the inference clip")
+    args = parser.parse_args()
+    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
+    print(f"device {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"profile {args.profile}, {args.seconds:g} s clip")
+    header = (f"{'model':22s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'RTF':>7s} {'windows':>7s} "
+              f"{'batched s':>9s} {'loop s':>8s} {'speedup':>7s} {'max|diff|':>9s}")
+    print(header)
+    for name in args.models.split(","):
+        r = measure(name.strip(), args.profile, args.device, args.steps, args.seconds)
+        print(f"{r['model']:22s} {r['batch']:5d} {r['train_steps_per_s']:12.3f} {r['train_cpu_s_per_step']:10.2f} "
+              f"{r['rtf']:7.3f} {r['windows']:7d} {r['batched_s']:9.2f} {r['looped_s']:8.2f} {r['speedup']:7.1f} "
+              f"{r['max_abs_diff']:9.1e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
