@@ -1,0 +1,197 @@
+"""The metric registry, batched evaluation and aggregation.
+
+Built-in metrics are registered lazily ("module:attr"); third-party packages add theirs through
+the ``tas_eval.metrics`` entry-point group, e.g. in their pyproject.toml::
+
+    [project.entry-points."tas_eval.metrics"]
+    my_metric = "my_package.metrics:MY_METRIC"      # a tas_eval.metrics.base.Metric
+
+``compute_metrics`` scores aligned predictions and references: both are peak-normalized over both
+channels together (on by default, as the reference scripts do), moved to torch on the chosen device
+in batches of equal-length clips, and every metric is evaluated on the batch with one shared
+transform cache (one STFT per parameter set, not one per metric).
+
+Aggregation follows the reference scripts: mean, sample standard deviation (``statistics.stdev``,
+ddof = 1) and stderr = std / sqrt(n) over items; over several splits, the mean of the split means.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tas_eval.audio import peak_normalize
+from tas_eval.errors import UserError
+from tas_eval.metrics.base import Metric
+from tas_eval.metrics.transforms import TransformCache
+from tas_eval.registry import Registry
+
+log = logging.getLogger(__name__)
+
+METRICS = Registry("metric", "tas_eval.metrics")
+
+# Built-ins in display order: signal metrics, then spatial metrics.
+_BUILTIN = {
+    "stft": "tas_eval.metrics.signal:STFT",
+    "env": "tas_eval.metrics.signal:ENV",
+    "wav": "tas_eval.metrics.signal:WAV",
+    "snr": "tas_eval.metrics.signal:SNR",
+    "mag": "tas_eval.metrics.signal:MAG",
+    "phase_diff": "tas_eval.metrics.signal:PHASE_DIFF",
+    "amp_richard": "tas_eval.metrics.signal:AMP_RICHARD",
+    "pha_richard": "tas_eval.metrics.signal:PHA_RICHARD",
+    "amp_pb": "tas_eval.metrics.signal:AMP_PB",
+    "pha_pb": "tas_eval.metrics.signal:PHA_PB",
+    "mrstft": "tas_eval.metrics.signal:MRSTFT",
+    "spl": "tas_eval.metrics.spatial:SPL",
+    "ild": "tas_eval.metrics.spatial:ILD",
+    "itd": "tas_eval.metrics.spatial:ITD",
+    "ic": "tas_eval.metrics.spatial:IC",
+    "direction_acc": "tas_eval.metrics.spatial:DIRECTION_ACC",
+    # set-level (SetMetric), computed by tas_eval.metrics.generative.compute_generative
+    "fd": "tas_eval.metrics.generative:FD",
+    "fad": "tas_eval.metrics.generative:FAD",
+    "kl": "tas_eval.metrics.generative:KL",
+    "kl_sigmoid": "tas_eval.metrics.generative:KL_SIGMOID",
+    "is": "tas_eval.metrics.generative:IS",
+}
+for _id, _target in _BUILTIN.items():
+    METRICS.add_lazy(_id, _target)
+
+
+def get_metric(metric_id: str) -> Metric:
+    """The metric registered under ``metric_id``; a UserError with "did you mean" if there is none."""
+    return METRICS.get(metric_id)
+
+
+def list_metrics() -> list[Metric]:
+    """Every registered metric: built-ins in display order, then the others by id."""
+    names = METRICS.names()
+    ordered = [n for n in _BUILTIN if n in names] + [n for n in names if n not in _BUILTIN]
+    return [METRICS.get(n) for n in ordered]
+
+
+def _as_items(x, what: str) -> list[torch.Tensor]:
+    """A list of (2, T) tensors from a list of arrays/tensors or one (N, 2, T) array/tensor."""
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        if x.ndim != 3:
+            raise UserError(f"{what}: expected (items, 2, samples) audio, got an array of shape {tuple(x.shape)}.")
+        items = list(x)
+    else:
+        items = list(x)
+    return [torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a) for a in items]
+
+
+def _select(metric_ids: Sequence[str] | None, annotations) -> list[Metric]:
+    available = {"annotations": annotations is not None}
+    if metric_ids is None:
+        chosen = [m for m in list_metrics() if isinstance(m, Metric)]
+        skipped = [m.id for m in chosen if not all(available.get(k, False) for k in m.needs)]
+        if skipped:
+            log.info("not computing %s: no %s given", ", ".join(skipped), "annotations")
+        return [m for m in chosen if m.id not in skipped]
+    chosen = [get_metric(i) for i in metric_ids]
+    for m in chosen:
+        if not isinstance(m, Metric):
+            raise UserError(f"The metric '{m.id}' is not a per-item metric and cannot be computed by compute_metrics.")
+        missing = [k for k in m.needs if not available.get(k, False)]
+        if missing:
+            raise UserError(f"The metric '{m.id}' needs {', '.join(missing)}, which were not given.")
+    return chosen
+
+
+def compute_metrics(
+    pred,
+    ref,
+    sr: int,
+    metric_ids: Sequence[str] | None = None,
+    normalize: bool = True,
+    annotations: Sequence[dict] | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+) -> dict[str, np.ndarray]:
+    """Per-item values of every metric: {metric id: (N,) float64 array}.
+
+    ``pred`` and ``ref`` are aligned lists of (2, T) items (numpy or torch) or (N, 2, T) arrays; a pair
+    has equal lengths, items may differ. ``sr`` in Hz. ``metric_ids`` None means every registered
+    per-item metric whose needs are met (``direction_acc`` needs ``annotations``, one dict per item).
+    ``normalize`` divides each prediction and each reference by its own peak over both channels
+    before every metric, as the reference scripts do. Clips are moved to ``device`` in float64, in
+    batches of at most ``batch_size`` clips of equal length.
+    """
+    preds, refs = _as_items(pred, "predictions"), _as_items(ref, "references")
+    if len(preds) != len(refs):
+        raise UserError(f"Got {len(preds)} predictions for {len(refs)} references.")
+    if annotations is not None and len(annotations) != len(refs):
+        raise UserError(f"Got {len(annotations)} annotations for {len(refs)} references.")
+    for i, (p, r) in enumerate(zip(preds, refs)):
+        if r.ndim != 2 or r.shape[0] != 2 or p.shape != r.shape:
+            raise UserError(f"Item {i}: prediction {tuple(p.shape)} and reference {tuple(r.shape)} must both be (2, samples).")
+        if not (torch.isfinite(p).all() and torch.isfinite(r).all()):
+            raise UserError(f"Item {i}: the audio has non-finite samples (NaN or inf).")
+    metrics = _select(metric_ids, annotations)
+
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(refs):
+        groups.setdefault(r.shape[-1], []).append(i)
+    chunks = [idx[k : k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
+    out = {m.id: np.full(len(refs), np.nan) for m in metrics}
+    for chunk in tqdm(chunks, desc="metrics", unit="batch", disable=len(chunks) < 4, leave=False):
+        p = torch.stack([preds[i] for i in chunk]).to(device=device, dtype=torch.float64)
+        r = torch.stack([refs[i] for i in chunk]).to(device=device, dtype=torch.float64)
+        if normalize:
+            p, r = peak_normalize(p), peak_normalize(r)
+        ctx = {"cache": TransformCache()}
+        if annotations is not None:
+            ctx["annotations"] = [annotations[i] for i in chunk]
+        for m in metrics:
+            values = m.fn(p, r, sr, **ctx)
+            if tuple(values.shape) != (len(chunk),):
+                raise RuntimeError(f"Metric '{m.id}' returned shape {tuple(values.shape)} for {len(chunk)} items.")
+            out[m.id][chunk] = values.detach().to("cpu", torch.float64).numpy()
+    return out
+
+
+def summarize(values) -> dict:
+    """{"value": mean, "std": sample std (ddof 1, as statistics.stdev), "stderr": std / sqrt(n), "n": n}.
+
+    Non-finite values (an item a metric cannot score, e.g. no annotated frame) are left out of every
+    statistic and counted in "n_missing" (present only when non-zero). std and stderr are None for n < 2.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = v[np.isfinite(v)]
+    n = int(finite.size)
+    std = float(finite.std(ddof=1)) if n >= 2 else None
+    out = {
+        "value": float(finite.mean()) if n else float("nan"),
+        "std": std,
+        "stderr": std / math.sqrt(n) if std is not None else None,
+        "n": n,
+    }
+    if v.size > n:
+        out["n_missing"] = int(v.size - n)
+    return out
+
+
+def mean_over_splits(split_summaries: list[dict]) -> dict:
+    """The mean of the split means, as papers report, with the std across splits (ddof 1) and their number."""
+    means = np.array([s["value"] for s in split_summaries], dtype=np.float64)
+    k = int(means.size)
+    std = float(means.std(ddof=1)) if k >= 2 else None
+    return {"value": float(means.mean()) if k else float("nan"), "std": std, "n_splits": k}
+
+
+def cli_list(args) -> int:
+    """`tas-eval metrics list`: id, direction, unit, version, provenance and definition of every metric."""
+    rows = [["id", "direction", "unit", "version", "provenance", "definition"]]
+    for m in list_metrics():
+        rows.append([str(getattr(m, k, "")) for k in ("id", "direction", "unit", "version", "provenance", "definition")])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join([cell.ljust(w) for cell, w in zip(r[:-1], widths)] + [r[-1]]).rstrip())
+    return 0
