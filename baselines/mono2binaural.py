@@ -81,7 +81,7 @@ _PAPER_CONFIG = {
 }
 _SMALL_CONFIG = {
     **_PAPER_CONFIG,
-    "batch_size": 32, "steps": 300, "lr_decay_every": 100, "hop_s": 0.1, "ngf": 16, "image_size": [112, 224],
+    "batch_size": 16, "steps": 300, "lr_decay_every": 100, "hop_s": 0.1, "ngf": 16, "image_size": [64, 128],
     "inference_batch": 2, "checkpoint_every": 50,
 }
 _TINY_CONFIG = {
