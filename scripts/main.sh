@@ -4,16 +4,19 @@
 #   PROFILE=small|tiny|full   benchmark profile (default: small)
 #   MODELS="mono_mono text_pan"   models to run (default: the two training-free baselines)
 #   DEVICE=auto|cpu|cuda      (default: auto)
+#   RESULTS=results SITE=site  where results and the leaderboard go (default: ./results, ./site)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-small}
 MODELS=${MODELS:-mono_mono text_pan}
 DEVICE=${DEVICE:-auto}
+RESULTS=${RESULTS:-results}
+SITE=${SITE:-site}
 TAS_EVAL=(python3 -m tas_eval.cli)
 
 "${TAS_EVAL[@]}" data build --profile "$PROFILE"
 for model in $MODELS; do
-  "${TAS_EVAL[@]}" run --model "$model" --split 1 --profile "$PROFILE" --device "$DEVICE" --results results
+  "${TAS_EVAL[@]}" run --model "$model" --split 1 --profile "$PROFILE" --device "$DEVICE" --results "$RESULTS"
 done
-"${TAS_EVAL[@]}" leaderboard --results results --out site
-echo "main.sh: results in results/, leaderboard in site/index.html"
+"${TAS_EVAL[@]}" leaderboard --results "$RESULTS" --out "$SITE"
+echo "main.sh: results in $RESULTS/, leaderboard in $SITE/index.html"

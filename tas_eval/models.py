@@ -3,6 +3,9 @@
 A model is a class (a baseline in ``baselines/`` or a user's package) that declares::
 
     name: str                  registry id, e.g. "text_pan"
+    version: str               bump it whenever a change of the code changes the outputs: it is part
+                               of the run key, so checkpoints and predictions of an older version
+                               are never reused
     guidance: frozenset[str]   subset of {"text", "visual"}; empty = no guidance
     paper: str                 citation of the paper it reimplements
     description: str           one line for listings and model.json
@@ -79,6 +82,7 @@ class Model:
     """Base class of the model contract (see the module docstring); subclassing it is optional."""
 
     name: str = ""
+    version: str = "1"
     guidance: frozenset[str] = frozenset()
     paper: str = ""
     description: str = ""
@@ -133,6 +137,7 @@ def model_info(cls: type) -> dict:
     """The descriptive fields of a model class (for listings and model.json)."""
     return {
         "name": cls.name,
+        "version": str(getattr(cls, "version", "1")),
         "guidance": guidance_label(getattr(cls, "guidance", ())),
         "paper": getattr(cls, "paper", ""),
         "description": getattr(cls, "description", ""),

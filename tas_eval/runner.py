@@ -12,7 +12,7 @@ Where things go (under tas_eval.paths.runs_root(), keyed by the run key below)::
     runs/predictions/<dataset id>/split<N>/<model>-<key16>/notes/<item_id>.json   per-item notes
                                                               of the model (e.g. parser fallbacks)
 
-The run key is the sha256 of (model name, config, dataset manifest hash, split, seed): a checkpoint or
+The run key is the sha256 of (model name and version, config, dataset manifest hash, split, seed): a checkpoint or
 prediction made with anything else is never reused. Every file is written atomically (temporary
 file, then rename), and an item counts as done only when its WAV exists, so a run stopped at any
 point (kill -9) continues where it stopped and never reads a half-written file. Inference is seeded
@@ -93,10 +93,10 @@ def parse_splits(split: int | None, splits: str | None) -> list[int]:
     return list(dict.fromkeys(chosen))
 
 
-def run_key(model_name: str, config: dict, manifest_hash: str, split: int, seed: int) -> str:
-    """sha256 identifying a trained model / prediction set: model, config, data, split and seed."""
-    blob = json.dumps({"model": model_name, "config": config, "dataset": manifest_hash, "split": split, "seed": seed},
-                      sort_keys=True, default=str)
+def run_key(model_name: str, config: dict, manifest_hash: str, split: int, seed: int, model_version: str = "1") -> str:
+    """sha256 identifying a trained model / prediction set: model and its version, config, data, split and seed."""
+    blob = json.dumps({"model": model_name, "version": model_version, "config": config, "dataset": manifest_hash,
+                       "split": split, "seed": seed}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -191,7 +191,7 @@ def predict_split(model, benchmark: Benchmark, split: int, out_dir: Path, device
             stale.unlink()
     info = model_info(type(model))
     if not (pred_dir / MODEL_JSON).is_file():
-        _write_json_atomic(pred_dir / MODEL_JSON, {k: info[k] for k in ("name", "description", "guidance")})
+        _write_json_atomic(pred_dir / MODEL_JSON, {k: info[k] for k in ("name", "version", "description", "guidance")})
 
     ids = benchmark.split_ids(split, "test")
     lengths = {i: sf.info(str(benchmark.audio_path(i))).frames for i in ids}
@@ -261,30 +261,13 @@ def _metric_catalog() -> dict:
 
 def score(preds: list[np.ndarray], refs: list[np.ndarray], sr: int, annotations: list[dict], device: str,
           metric_ids: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Per-item values of every metric for aligned lists of (2, T) predictions and references.
-
-    Items are scored together (one batched call); clips of different lengths are scored in groups of
-    equal length and put back in the input order.
-    """
+    """Per-item values {metric id: (N,) array} of aligned lists of (2, T) predictions and references
+    (tas_eval.metrics.compute_metrics, peak normalization on, as the reference scripts do)."""
     from tas_eval.metrics import compute_metrics
 
-    groups: dict[int, list[int]] = {}
-    for i, r in enumerate(refs):
-        groups.setdefault(r.shape[-1], []).append(i)
-    if len(groups) == 1:
-        pred = torch.from_numpy(np.stack(preds))
-        ref = torch.from_numpy(np.stack(refs))
-        values = compute_metrics(pred, ref, sr, metric_ids=metric_ids, annotations=annotations, device=device)
-        return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-    merged: dict[str, np.ndarray] = {}
-    for idx in groups.values():
-        pred = torch.from_numpy(np.stack([preds[i] for i in idx]))
-        ref = torch.from_numpy(np.stack([refs[i] for i in idx]))
-        values = compute_metrics(pred, ref, sr, metric_ids=metric_ids, annotations=[annotations[i] for i in idx],
-                                 device=device)
-        for k, v in values.items():
-            merged.setdefault(k, np.full(len(refs), np.nan))[idx] = np.asarray(v, dtype=np.float64)
-    return merged
+    values = compute_metrics(preds, refs, sr, metric_ids=metric_ids, normalize=True, annotations=annotations,
+                             device=device)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
 
 
 def evaluate_predictions(
@@ -297,8 +280,12 @@ def evaluate_predictions(
     device: str = "cpu",
     run_info: dict | None = None,
     metric_ids: list[str] | None = None,
+    generative: dict | None = None,
 ) -> tuple[dict, Path]:
     """Validate, read, score and record a predictions directory: the one evaluation path.
+
+    ``generative`` holds the options of the set-level metrics (FD, FAD, KL, IS): {"backbone" (default
+    "tas_cnn"), "checkpoint", "use_cache", "channel_mode"} (tas_eval.metrics.generative.compute_generative).
 
     ``name`` defaults to model.json's "name", else the directory's name. ``run_info`` holds what a
     `tas-eval run` knows beyond the predictions (config, checkpoint_sha256, seeds, timings, extra);
@@ -319,26 +306,42 @@ def evaluate_predictions(
         preds.append(read_prediction(pred_dir, item_id))
         refs.append(benchmark.binaural(item_id))
         annotations.append(benchmark.annotation(item_id))
-    values = score(preds, refs, benchmark.sample_rate, annotations, device, metric_ids)
+    from tas_eval.metrics.generative import compute_generative, split_metric_ids
+
+    item_metric_ids, set_metric_ids = split_metric_ids(metric_ids)
+    values = score(preds, refs, benchmark.sample_rate, annotations, device, item_metric_ids)
+    gen = dict(generative or {})
+    set_values = compute_generative(preds, refs, benchmark.sample_rate, gen.get("backbone") or "tas_cnn",
+                                    gen.get("checkpoint"), benchmark, split, gen.get("use_cache", True),
+                                    item_ids=ids, metric_ids=set_metric_ids, device=device,
+                                    channel_mode=gen.get("channel_mode") or "lr")
 
     from tas_eval.metrics import summarize
 
     catalog = _metric_catalog()
     metrics, items = {}, [{"item_id": i} for i in ids]
+    unscored = []
     for mid, v in values.items():
         meta = catalog.get(mid)
         summary = summarize(v)
+        if summary["n"] == 0:  # no item could be scored (e.g. no annotated frame): no number to record
+            unscored.append(mid)
+            continue
         metrics[mid] = {**summary, "direction": meta.direction, "version": meta.version, "unit": meta.unit}
         if getattr(meta, "backbone", None):
             metrics[mid]["backbone"] = meta.backbone
         if v.shape == (len(ids),):  # per-item metric (set-level ones have no per-item values)
             for item, x in zip(items, v):
                 item[mid] = float(x) if np.isfinite(x) else None
+    metrics.update(set_values)  # set-level: one value per split, with their backbone and channel mode
 
     info = dict(run_info or {})
     extra = dict(info.get("extra", {}))
+    extra["metric_options"] = {"peak_normalization": True}
+    if unscored:
+        extra["metrics_without_values"] = unscored
     if run_info is None:
-        extra["submission"] = {k: model_json[k] for k in ("name", "description", "guidance") if k in model_json}
+        extra["submission"] = {k: model_json[k] for k in ("name", "version", "description", "guidance") if k in model_json}
     timings = dict(info.get("timings", {}))
     timings["evaluate"] = time.perf_counter() - start
     results = results_mod.new_results(
@@ -371,6 +374,7 @@ def run_model(
     train_profile: str | None = None,
     results_root: str | os.PathLike = "results",
     metric_ids: list[str] | None = None,
+    generative: dict | None = None,
 ) -> list[dict]:
     """Train (or reuse), predict, evaluate and record ``model_name`` on each split; returns the results dicts."""
     from tas_eval.data.build import resolve_benchmark
@@ -384,7 +388,7 @@ def run_model(
     data_seconds = time.perf_counter() - t0
     out = []
     for split in splits:
-        key = run_key(cls.name, config, benchmark.manifest_hash, split, seed)
+        key = run_key(cls.name, config, benchmark.manifest_hash, split, seed, model_info(cls)["version"])
         model, ckpt_sha, fit_seconds = prepare_model(cls, benchmark, split, config, device, seed, key)
         run_dir = runs_root() / "predictions" / benchmark.dataset_id / f"split{split}" / f"{cls.name}-{key[:16]}"
         start = time.perf_counter()
@@ -397,13 +401,14 @@ def run_model(
             "seeds": {"train": seed, "inference": seed, "data": int(benchmark.manifest.get("seed", data_seed))},
             "device": describe_device(device),
             "timings": {"resolve_data": data_seconds, "fit": fit_seconds, "predict": predict_seconds},
-            "extra": {"config_profile": train_profile, "run_key": key, "guidance": model_info(cls)["guidance"],
+            "extra": {"config_profile": train_profile, "run_key": key, "model_version": model_info(cls)["version"],
+                      "guidance": model_info(cls)["guidance"],
                       "paper": model_info(cls)["paper"], "model_notes": pred["notes"],
                       "items_predicted_in_this_run": pred["predicted"]},
         }
         results, folder = evaluate_predictions(run_dir / "predictions", benchmark, split, name=cls.name,
                                                results_root=results_root, device=device, run_info=run_info,
-                                               metric_ids=metric_ids)
+                                               metric_ids=metric_ids, generative=generative)
         out.append(results)
     return out
 
@@ -430,20 +435,23 @@ def summary_table(all_results: list[dict]) -> str:
             row.append(f"{means['value']:.4g}" if isinstance(means, dict) else f"{float(means):.4g}")
         rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def cli_run(args) -> int:
     """`tas-eval run`."""
+    from tas_eval.metrics.generative import describe_backbones, options_from_args
+
     splits = parse_splits(args.split, args.splits)
     all_results = run_model(args.model, splits, profile=args.profile, data_seed=args.data_seed, data=args.data,
                             device=args.device, seed=args.seed, train_profile=args.train_profile,
-                            results_root=args.results)
+                            results_root=args.results, generative=options_from_args(args))
     first = all_results[0]
     print(f"{first['model']} on {first['dataset']['id']} (device {first['device']})")
     print(summary_table(all_results))
+    print("\n".join(describe_backbones(first)))
     notes = first["extra"].get("model_notes")
     if notes:
         print("model notes (summed over the test items): " + ", ".join(f"{k}={v:g}" for k, v in sorted(notes.items())))
@@ -455,12 +463,15 @@ def cli_run(args) -> int:
 def cli_evaluate(args) -> int:
     """`tas-eval evaluate --predictions DIR --split N`."""
     from tas_eval.data.build import resolve_benchmark
+    from tas_eval.metrics.generative import describe_backbones, options_from_args
 
     benchmark = resolve_benchmark(args.profile, args.data_seed, args.data, build_if_missing=False)
     device = resolve_device(args.device)
     results, folder = evaluate_predictions(args.predictions, benchmark, args.split, name=args.name,
-                                           results_root=args.results, device=device)
+                                           results_root=args.results, device=device,
+                                           generative=options_from_args(args))
     print(f"{results['model']} on {results['dataset']['id']} split {args.split}")
     print(summary_table([results]))
+    print("\n".join(describe_backbones(results)))
     print(f"results: {folder}")
     return 0

@@ -1,0 +1,257 @@
+"""`tas-eval run` end to end on the tiny profile: results, resuming after kill -9, checkpoint reuse, several splits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tas_eval.cli import main
+from tas_eval.results import load_items, load_results
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(home: Path) -> dict:
+    env = dict(os.environ, TAS_EVAL_HOME=str(home), PYTHONPATH=str(REPO))
+    env.pop("PYTHONHASHSEED", None)
+    return env
+
+
+def _run_cli(home: Path, args: list[str], prelude: str = "") -> subprocess.CompletedProcess:
+    """`tas-eval ARGS` in a fresh interpreter; ``prelude`` is Python run first (to arm a self-kill)."""
+    code = prelude + "\nimport sys\nfrom tas_eval.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run([sys.executable, "-c", code, *args], env=_env(home), cwd=home.parent,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _run_args(bench, results: Path, model: str = "text_pan") -> list[str]:
+    return ["run", "--model", model, "--split", "1", "--data", str(bench.root), "--results", str(results),
+            "--device", "cpu"]
+
+
+# Kill this very process with SIGKILL (what `kill -9` sends) while the second prediction WAV is being
+# written: its temporary file is cut to half its size (as a write in progress leaves it) and the
+# process dies before the rename that would publish it; nothing is cleaned up.
+KILL_DURING_SECOND_WAV = textwrap.dedent('''
+    import os, signal
+    _replace, _count = os.replace, [0]
+    def _dying_replace(src, dst, *args, **kwargs):
+        if str(dst).endswith(".wav") and os.path.basename(os.path.dirname(str(dst))) == "predictions":
+            _count[0] += 1
+            if _count[0] == 2:
+                os.truncate(src, os.path.getsize(src) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return _replace(src, dst, *args, **kwargs)
+    os.replace = _dying_replace
+''')
+
+# Kill during evaluation: after items.jsonl is written, before results.json is.
+KILL_BEFORE_RESULTS_JSON = textwrap.dedent('''
+    import os, signal
+    import tas_eval.results as r
+    _atomic = r._atomic_write_bytes
+    def _dying(path, data):
+        if path.name == "results.json":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _atomic(path, data)
+    r._atomic_write_bytes = _dying
+''')
+
+
+def _predictions_dir(home: Path, bench) -> Path:
+    found = list((home / "runs" / "predictions" / bench.dataset_id / "split1").glob("text_pan-*/predictions"))
+    assert len(found) == 1
+    return found[0]
+
+
+def _folder(results: Path, bench, model="text_pan") -> Path:
+    return results / bench.dataset_id / "split1" / model
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_benchmark, tmp_path_factory):
+    """An uninterrupted `tas-eval run --model text_pan --split 1` on the tiny profile."""
+    home = tmp_path_factory.mktemp("uninterrupted") / "home"
+    results = home.parent / "results"
+    proc = _run_cli(home, _run_args(tiny_benchmark, results))
+    assert proc.returncode == 0, proc.stderr
+    return home, results, proc
+
+
+def test_run_writes_predictions_results_and_samples(tiny_benchmark, reference_run):
+    home, results, proc = reference_run
+    test_ids = tiny_benchmark.split_ids(1, "test")
+    pred = _predictions_dir(home, tiny_benchmark)
+    assert sorted(p.name for p in pred.iterdir()) == sorted([f"{i}.wav" for i in test_ids] + ["model.json"])
+    assert json.loads((pred / "model.json").read_text())["name"] == "text_pan"
+
+    folder = _folder(results, tiny_benchmark)
+    r = load_results(folder)
+    assert r["model"] == "text_pan" and r["split"] == 1 and r["checkpoint_sha256"] is None
+    assert r["dataset"]["id"] == tiny_benchmark.dataset_id and r["dataset"]["manifest_sha256"] == tiny_benchmark.manifest_hash
+    assert r["device"] == "cpu" and r["seeds"]["inference"] == 0
+    assert {"fit", "predict", "evaluate"} <= set(r["timings"])
+    notes = r["extra"]["model_notes"]
+    assert notes["frames"] == sum(len(tiny_benchmark.annotation(i)["frames"]) for i in test_ids)
+    assert notes["fallbacks"] == 0  # the parser understands every dense text of the benchmark
+    items = load_items(folder, r)
+    assert [i["item_id"] for i in items] == test_ids
+    assert (folder / "samples" / f"{sorted(test_ids)[0]}.wav").is_file()
+    assert (results / tiny_benchmark.dataset_id / "split1" / "_reference" / "samples" / f"{sorted(test_ids)[0]}.mono.wav").is_file()
+    # the printed table names every metric of the results
+    for mid in r["metrics"]:
+        assert mid in proc.stdout
+
+
+def _same_scores(a: Path, b: Path) -> None:
+    ra, rb = load_results(a), load_results(b)
+    assert load_items(a, ra) == load_items(b, rb)
+    assert {k: v["value"] for k, v in ra["metrics"].items()} == {k: v["value"] for k, v in rb["metrics"].items()}
+    assert ra["extra"]["model_notes"] == rb["extra"]["model_notes"]
+
+
+def test_kill_9_during_prediction_then_rerun_gives_the_same_results(tiny_benchmark, reference_run, tmp_path):
+    _, ref_results, _ = reference_run
+    home, results = tmp_path / "home", tmp_path / "results"
+    killed = _run_cli(home, _run_args(tiny_benchmark, results), prelude=KILL_DURING_SECOND_WAV)
+    assert killed.returncode == -signal.SIGKILL
+    pred = _predictions_dir(home, tiny_benchmark)
+    wavs = sorted(p.name for p in pred.glob("*.wav") if not p.name.startswith("."))
+    assert len(wavs) == 1, wavs  # one item finished, the second died half-written
+    assert [p.name for p in pred.glob(".tmp-*")], "the half-written temporary file should be left behind"
+    assert not results.exists()
+
+    again = _run_cli(home, _run_args(tiny_benchmark, results))
+    assert again.returncode == 0, again.stderr
+    assert not list(pred.glob(".tmp-*"))
+    r = load_results(_folder(results, tiny_benchmark))
+    assert r["extra"]["items_predicted_in_this_run"] == len(tiny_benchmark.split_ids(1, "test")) - 1
+    _same_scores(_folder(results, tiny_benchmark), _folder(ref_results, tiny_benchmark))
+    for wav in pred.glob("c*.wav"):  # the predictions themselves are identical, sample for sample
+        # (not byte for byte: libsndfile's PEAK chunk of a float WAV holds the time of writing)
+        other = _predictions_dir(reference_run[0], tiny_benchmark) / wav.name
+        assert np.array_equal(sf.read(wav, dtype="float32")[0], sf.read(other, dtype="float32")[0])
+
+
+def test_kill_9_before_results_json_then_rerun_completes(tiny_benchmark, reference_run, tmp_path):
+    _, ref_results, _ = reference_run
+    home, results = tmp_path / "home", tmp_path / "results"
+    killed = _run_cli(home, _run_args(tiny_benchmark, results), prelude=KILL_BEFORE_RESULTS_JSON)
+    assert killed.returncode == -signal.SIGKILL
+    folder = _folder(results, tiny_benchmark)
+    assert (folder / "items.jsonl").is_file() and not (folder / "results.json").is_file()
+    again = _run_cli(home, _run_args(tiny_benchmark, results))
+    assert again.returncode == 0, again.stderr
+    assert load_results(folder)["extra"]["items_predicted_in_this_run"] == 0
+    _same_scores(folder, _folder(ref_results, tiny_benchmark))
+
+
+def test_evaluate_a_copied_predictions_directory_gives_the_same_numbers(tiny_benchmark, reference_run, tmp_path, capsys):
+    """`tas-eval evaluate` on an outside copy scores exactly as `run` did (one evaluation path)."""
+    home, ref_results, _ = reference_run
+    copy = tmp_path / "my_submission"
+    copy.mkdir()
+    for f in _predictions_dir(home, tiny_benchmark).glob("c*.wav"):
+        (copy / f.name).write_bytes(f.read_bytes())
+    results = tmp_path / "results"
+    assert main(["evaluate", "--predictions", str(copy), "--split", "1", "--data", str(tiny_benchmark.root),
+                 "--results", str(results), "--device", "cpu"]) == 0
+    folder = _folder(results, tiny_benchmark, "my_submission")
+    r = load_results(folder)
+    ref = load_results(_folder(ref_results, tiny_benchmark))
+    assert {k: v["value"] for k, v in r["metrics"].items()} == {k: v["value"] for k, v in ref["metrics"].items()}
+    assert [{k: v for k, v in i.items()} for i in load_items(folder, r)] == load_items(_folder(ref_results, tiny_benchmark), ref)
+    assert r["checkpoint_sha256"] is None and r["config"] == {}
+
+
+def test_mono_mono_scores_worse_than_the_reference_itself(tiny_benchmark, tmp_path):
+    """Sanity of the chain: the reference scored against itself is perfect, Mono-Mono is not."""
+    from tas_eval.runner import evaluate_predictions
+
+    perfect = tmp_path / "perfect"
+    perfect.mkdir()
+    for item_id in tiny_benchmark.split_ids(1, "test"):
+        sf.write(perfect / f"{item_id}.wav", tiny_benchmark.binaural(item_id).T, 16000, subtype="FLOAT")
+    r_perfect, _ = evaluate_predictions(perfect, tiny_benchmark, 1, results_root=tmp_path / "results")
+    assert main(_run_args(tiny_benchmark, tmp_path / "results", "mono_mono")) == 0
+    r_mono = load_results(_folder(tmp_path / "results", tiny_benchmark, "mono_mono"))
+    for mid in ("stft", "env"):
+        assert r_perfect["metrics"][mid]["value"] == pytest.approx(0.0, abs=1e-9)
+        assert r_mono["metrics"][mid]["value"] > 1e-4
+
+
+# ----------------------------------------------------------------------------------------- a model that trains
+
+
+class _CountingGain(torch.nn.Module):
+    """A tiny trainable model: learns the mean interaural level ratio of the train part; counts fit calls."""
+
+    name = "counting_gain"
+    guidance = frozenset()
+    paper = "test model"
+    description = "L = g * mono, R = (1 - g) * mono with g learned from the train part"
+    trains = True
+    configs = {"paper": {"scale": 1.0}, "small": {"scale": 1.0}}
+    fits = 0
+
+    def __init__(self):
+        super().__init__()
+        self.g = torch.nn.Parameter(torch.tensor(0.5))
+
+    def fit(self, benchmark, split, config, device, seed, checkpoint_dir):
+        type(self).fits += 1
+        ratios = []
+        for item_id in benchmark.split_ids(split, "train")[:4]:
+            x = benchmark.binaural(item_id)
+            ratios.append(np.abs(x[0]).sum() / (np.abs(x[0]).sum() + np.abs(x[1]).sum()))
+        with torch.no_grad():
+            self.g.fill_(float(np.mean(ratios)) * config["scale"])
+
+    def save(self, path):
+        torch.save(self.state_dict(), path)
+
+    def load(self, path):
+        self.load_state_dict(torch.load(path, weights_only=True))
+
+    def spatialize(self, mono, sr, prompts=None, frames=None):
+        return torch.cat([self.g * mono, (1 - self.g) * mono], dim=1) * 0.5
+
+
+def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchmark, tmp_path, monkeypatch):
+    from tas_eval.models import MODELS
+    from tas_eval.runner import run_model
+
+    monkeypatch.setattr(MODELS, "_objects", dict(MODELS._objects))
+    MODELS.add("counting_gain", _CountingGain)
+    _CountingGain.fits = 0
+    common = dict(data=str(tiny_benchmark.root), device="cpu", results_root=tmp_path / "results")
+    (first,) = run_model("counting_gain", [1], seed=0, **common)
+    assert _CountingGain.fits == 1 and first["checkpoint_sha256"] is not None
+    (again,) = run_model("counting_gain", [1], seed=0, **common)
+    assert _CountingGain.fits == 1  # reused, not retrained
+    assert again["checkpoint_sha256"] == first["checkpoint_sha256"]
+    assert again["extra"]["items_predicted_in_this_run"] == 0
+    run_model("counting_gain", [1], seed=1, **common)  # another seed is another run key
+    assert _CountingGain.fits == 2
+
+
+def test_several_splits_report_the_mean(tiny_benchmark, tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["run", "--model", "mono_mono", "--splits", "1-2", "--data", str(tiny_benchmark.root),
+                 "--results", str(results), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "mean over splits" in out
+    values = [load_results(results / tiny_benchmark.dataset_id / f"split{s}" / "mono_mono")["metrics"]["stft"]["value"]
+              for s in (1, 2)]
+    row = next(line for line in out.splitlines() if line.startswith("stft "))
+    assert f"{np.mean(values):.4g}" in row.split()[-1]
