@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="tas_cnn", help="backbone of the generative metrics")
     p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
     p.add_argument("--no-cache", action="store_true", help="recompute cached reference statistics")
+    p.add_argument("--generative-channels", default="lr", choices=["lr", "lrs"],
+                   help="channels the generative metrics embed: lr = each ear; lrs = each ear and L-R (default: lr)")
     p.set_defaults(handler="tas_eval.runner:cli_run")
 
     p = sub.add_parser("evaluate", help="score a predictions directory against a test split")
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="tas_cnn")
     p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--generative-channels", default="lr", choices=["lr", "lrs"])
     p.set_defaults(handler="tas_eval.runner:cli_evaluate")
 
     p = sub.add_parser("validate", help="check a predictions directory strictly, without scoring it")
