@@ -32,17 +32,21 @@ def model_rows() -> list[list[str]]:
 
 
 def dataset_rows() -> list[list[str]]:
-    """[dataset id, status, clips, description] for the known profiles and every built benchmark under the data root."""
+    """[dataset id, status, clips, description] for the known datasets and every built benchmark under the data root.
+
+    Known datasets come from tas_eval.data.build.DATASETS (a list of {"id", "description", "clips"}
+    or a dict id -> such a dict), else from the built-in profiles with seed 0.
+    """
     from tas_eval.data import build
     from tas_eval.paths import data_root
 
     rows: dict[str, list[str]] = {}
     known = getattr(build, "DATASETS", None)
+    if isinstance(known, dict):  # {id: {"description", "clips"}} or {id: description}
+        known = [{"id": k, **(v if isinstance(v, dict) else {"description": str(v)})} for k, v in known.items()]
     if known:
-        for ds_id, info in known.items():
-            desc = info.get("description", "") if isinstance(info, dict) else str(info)
-            clips = str(info.get("clips", "")) if isinstance(info, dict) else ""
-            rows[ds_id] = [ds_id, "not built", clips, desc]
+        for info in known:
+            rows[info["id"]] = [info["id"], "not built", str(info.get("clips", "")), str(info.get("description", ""))]
     else:
         for prof in build.PROFILES.values():
             ds_id = build.dataset_id(prof.name, 0)

@@ -231,3 +231,28 @@ def test_text_pan_follows_the_text_not_anything_else():
     none = model.spatialize(mono, SR, None).numpy()[0]
     assert abs(_ild_db(none)) < 0.3 and model.last_notes == [{"frames": 1, "fallbacks": 1}]
     assert np.abs(none).max() <= 1.0
+
+
+# ----------------------------------------------------------------------------------------- ls datasets / metrics
+
+
+def test_ls_datasets_lists_known_and_built_benchmarks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TAS_EVAL_HOME", str(tmp_path))
+    built = tmp_path / "data" / "my-build"
+    built.mkdir(parents=True)
+    (built / "manifest.json").write_text(json.dumps({"dataset_id": "my-build", "manifest_sha256": "ab" * 32,
+                                                     "num_clips": 7, "profile": "custom", "seed": 5}))
+    (tmp_path / "data" / "not-a-build").mkdir()
+    assert main(["ls", "datasets"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert f"built at {built} (manifest {'ab' * 6})" in rows["my-build"]
+    assert "not-a-build" not in rows
+    assert any("not built" in r for r in rows.values())  # the known profiles that are not built here
+
+
+def test_ls_metrics_lists_every_registered_metric(capsys):
+    from tas_eval.metrics import list_metrics
+
+    assert main(["ls", "metrics"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert listed == [m.id for m in list_metrics()]
