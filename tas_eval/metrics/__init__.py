@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 METRICS = Registry("metric", "tas_eval.metrics")
 
+# What compute_metrics(normalize=True) does to the audio before every metric, for results to record.
+NORMALIZATION = "peak over both channels, x / max(1e-20, max|x|), prediction and reference each by its own peak"
+
 # Built-ins in display order: signal metrics, then spatial metrics.
 _BUILTIN = {
     "stft": "tas_eval.metrics.signal:STFT",

@@ -47,11 +47,6 @@ def hann_window(params: STFTParams, dtype: torch.dtype, device: torch.device | s
     return window
 
 
-def num_frames(num_samples: int, params: STFTParams) -> int:
-    """Number of STFT frames of a signal of ``num_samples`` samples (centred frames)."""
-    return 1 + (num_samples + 2 * (params.n_fft // 2) - params.n_fft) // params.hop
-
-
 def stft(x: torch.Tensor, params: STFTParams, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Complex STFT of real ``x`` (..., T) computed in ``dtype``: (..., frames, n_fft // 2 + 1).
 
@@ -131,7 +126,6 @@ def cached_stft(x: torch.Tensor, params: STFTParams, dtype: torch.dtype, cache: 
 
 def cached_power(x: torch.Tensor, params: STFTParams, dtype: torch.dtype, cache: TransformCache | None) -> torch.Tensor:
     """``|stft(x)|^2``, shared through ``cache``."""
-
     return memo(cache, (x,), ("power", params, dtype), lambda: power(cached_stft(x, params, dtype, cache)))
 
 

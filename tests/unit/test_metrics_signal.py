@@ -15,7 +15,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import metrics_reference as R  # noqa: E402
 
+import librosa  # noqa: E402
+import scipy.signal  # noqa: E402
+import torch  # noqa: E402
+
 from tas_eval.metrics import compute_metrics  # noqa: E402
+from tas_eval.metrics.transforms import STFTParams, hilbert_envelope, stft  # noqa: E402
 
 SR = 16000
 SIGNAL_IDS = ["stft", "env", "wav", "snr", "mag", "phase_diff", "amp_pb", "pha_pb", "amp_richard", "pha_richard", "mrstft"]
@@ -78,6 +83,25 @@ def test_the_perturbations_are_not_trivial(tiny_agreement):
     for name, stft, pha in zip(names, ours["stft"], ours["pha_pb"]):
         if name.endswith(("noise", "delay", "swap", "mono")):
             assert stft > 1e-3 and pha > 1e-2, name
+
+
+@pytest.mark.parametrize("params", [STFTParams(512, 160, 400, "constant"), STFTParams(2048, 480, 1920, "reflect"),
+                                    STFTParams(512, 50, 240, "reflect")])
+def test_stft_is_librosas(params):
+    x = R.synthetic_binaural(1, 0.5)[0]
+    want = librosa.stft(x, n_fft=params.n_fft, hop_length=params.hop, win_length=params.win, center=True,
+                        pad_mode=params.pad_mode).T
+    got = stft(torch.from_numpy(x), params).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("length", [8000, 8001])
+def test_hilbert_envelope_is_scipys(length):
+    x = R.synthetic_binaural(2, 0.6)[:, :length]
+    want = np.abs(scipy.signal.hilbert(x, axis=-1))
+    np.testing.assert_allclose(hilbert_envelope(torch.from_numpy(x)).numpy(), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hilbert_envelope(torch.from_numpy(x), torch.float32).numpy(), want, rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------ known answers
