@@ -230,9 +230,9 @@ _PAPER_CONFIG = {
 }
 _SMALL_CONFIG = {
     **_PAPER_CONFIG,
-    "batch_size": 8, "steps": 200, "lr": 1e-3, "crop_s": 0.5, "hop_s": 0.25,
+    "batch_size": 16, "steps": 300, "lr": 2e-3, "crop_s": 0.25, "hop_s": 0.125,
     "audio_dim": 16, "residual_channels": 16, "layers_per_block": 4, "step_embed_dim": 128,
-    "parameterization": "x0", "sampler": "ddim", "sample_steps": 4,
+    "parameterization": "x0", "sampler": "ddim", "sample_steps": 1,
     "window_batch": None, "inference_batch": 4, "checkpoint_every": 25,
 }
 _TINY_CONFIG = {
