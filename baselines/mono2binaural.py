@@ -35,7 +35,7 @@ from tas_eval.models import Model
 
 log = logging.getLogger(__name__)
 
-PAPER = "Gao & Grauman, 2.5D Visual Sound, CVPR 2019 (MONO2BINAURAL); text variant as re-trained in TAS (seed 000) Table 1"
+PAPER = "Gao & Grauman, 2.5D Visual Sound, CVPR 2019 (MONO2BINAURAL)"
 VISUAL_CHANNELS = 8  # the reference's 1x1 reduction of the ResNet features
 
 
@@ -252,6 +252,7 @@ class Mono2BinauralText(Mono2Binaural):
     name = "mono2binaural_text"
     guidance = frozenset({"text"})
     kind = "text"
+    paper = PAPER + ", re-trained with text guidance as in TAS (Li et al., ACM MM 2024, seed 000) Table 1"
     description = "MONO2BINAURAL re-trained with text guidance (TAS Table 1): pooled MiniLM prompt embedding tiled at the bottleneck"
     # The text vector has the size the visual one has at the same profile (784 = 8 x 7 x 14 at the paper's).
     configs = {p: {k: v for k, v in c.items() if k not in ("lr_visual", "image_size", "visual_weights")}
