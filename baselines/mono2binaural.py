@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.common.inference import spatialize_clips
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
 from baselines.common.training import CropSampler, train_loop
 from baselines.common.unet import MaskUNet, apply_complex_mask, istft_ri, stft_ri
 from baselines.common.visual import ResNet18Features, frames_to_tensor, load_resnet18_weights
 from baselines.tas import window_text
-from tas_eval.audio import SAMPLE_RATE, binaural_from_difference, sliding_window_inference
+from tas_eval.audio import SAMPLE_RATE, binaural_from_difference
 from tas_eval.errors import UserError
 from tas_eval.models import Model
 
@@ -231,14 +232,8 @@ class Mono2Binaural(Model):
             raise UserError(f"The model '{self.name}' is visually guided and needs frames.")
         self.net.eval()
         mono = mono.to(self.device).float()
-        window = int(round(float(self.config["crop_s"]) * sr))
-        hop = int(round(float(self.config["hop_s"]) * sr))
-        out = []
-        for b in range(mono.shape[0]):
-            predict = self.window_predictor(prompts[b] if prompts is not None else None,
-                                            frames[b] if frames is not None else None, sr)
-            out.append(sliding_window_inference(predict, mono[b], window, hop, self.config.get("window_batch")))
-        return torch.stack(out)
+        return spatialize_clips(mono, sr, self.config, lambda b: self.window_predictor(
+            prompts[b] if prompts is not None else None, frames[b] if frames is not None else None, sr))
 
 
 class Mono2BinauralVisual(Mono2Binaural):

@@ -35,9 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.diffusion import GaussianDiffusion
+from baselines.common.inference import spatialize_clips
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, TextFeatures, load_text_encoder
 from baselines.common.training import CropSampler, train_loop
-from tas_eval.audio import SAMPLE_RATE, binaural_from_difference, sliding_window_inference
+from tas_eval.audio import SAMPLE_RATE, binaural_from_difference
 from tas_eval.errors import UserError
 from tas_eval.models import Model
 
@@ -362,14 +363,13 @@ class TASModel(Model):
             raise UserError(f"The model '{self.name}' is text-guided and needs prompts.")
         self.net.eval()
         mono = mono.to(self.device).float()
-        window = int(round(float(self.config["crop_s"]) * sr))
-        hop = int(round(float(self.config["hop_s"]) * sr))
-        out = []
-        for b in range(mono.shape[0]):
+
+        def make_predictor(b: int):
+            # One noise seed per clip, drawn from torch's generator in clip order.
             base_seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-            predict = self.window_predictor(prompts[b] if prompts is not None else None, sr, base_seed)
-            out.append(sliding_window_inference(predict, mono[b], window, hop, self.config.get("window_batch")))
-        return torch.stack(out)
+            return self.window_predictor(prompts[b] if prompts is not None else None, sr, base_seed)
+
+        return spatialize_clips(mono, sr, self.config, make_predictor)
 
 
 class Ours(TASModel):
