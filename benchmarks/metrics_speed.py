@@ -17,6 +17,11 @@ alternating batch by batch of ``--batch-size`` clips so that both see the same m
 reference loop runs on the first ``--ref-clips`` clips only when that is given. Printed: both times (wall and CPU
 seconds of this process), their ratio, and the largest relative difference of the values per metric.
 The load average is printed too: on a shared machine both timings move with the other jobs.
+
+Also printed: the FFT floor, the time of the bare FFTs that the metric definitions require (every
+STFT frame of every signal, prediction and reference, at each metric's own STFT parameters, in the
+precision the 1e-5 agreement needs; framing, windowing and everything after the FFT excluded), and
+the largest speed ratio that floor allows against the measured reference loop.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 import metrics_reference as R  # noqa: E402
 
 from tas_eval.metrics import compute_metrics  # noqa: E402
+from tas_eval.metrics import signal as signal_metrics  # noqa: E402
+from tas_eval.metrics.transforms import FAIRPLAY_STFT  # noqa: E402
 
 PERTURBATIONS = (
     ("noise", lambda x, rng: x + rng.standard_normal(x.shape) * np.sqrt(np.mean(x ** 2)) * 0.1),
@@ -54,6 +61,47 @@ def load_clips(args) -> tuple[list[np.ndarray], list[dict] | None, int]:
         return [bench.binaural(i) for i in ids], [bench.annotation(i) for i in ids], bench.sample_rate
     return [R.synthetic_binaural(seed, args.seconds, sr=16000, n_sources=1 + seed % 3).astype(np.float32)
             for seed in range(args.clips)], None, 16000
+
+
+def required_transforms() -> list[tuple[str, int, int, torch.dtype]]:
+    """(what, n_fft, hop, dtype) of every transform the suite's definitions need, once per signal.
+
+    The FAIR-Play STFT serves stft, mag, amp_pb, pha_pb, phase_diff, ild, itd and ic; it, Richard's
+    STFT and the three mrstft resolutions need float64 (phases and log-magnitudes of quiet bins,
+    signal.py); the Hilbert envelope holds 1e-5 in float32.
+    """
+    out = [("FAIR-Play STFT", FAIRPLAY_STFT.n_fft, FAIRPLAY_STFT.hop, signal_metrics.PHASE_DTYPE),
+           ("Richard STFT", signal_metrics.RICHARD_STFT.n_fft, signal_metrics.RICHARD_STFT.hop,
+            signal_metrics.RICHARD_DTYPE)]
+    out += [(f"mrstft {p.n_fft}/{p.hop}", p.n_fft, p.hop, signal_metrics.MRSTFT_DTYPE) for p in signal_metrics.MRSTFT_STFTS]
+    return out
+
+
+def fft_floor(num_clips: int, num_samples: int, repeats: int = 3,
+              dtype: torch.dtype | None = None) -> tuple[float, list[str]]:
+    """Wall seconds of the bare FFTs of ``required_transforms`` (plus the two FFTs of the Hilbert
+    envelope) for ``num_clips`` clips of two channels, prediction and reference; one clip's
+    frames are transformed per call, as the suite does on a CPU. The best of ``repeats``.
+    ``dtype`` replaces every transform's precision (to show what float32 alone would allow)."""
+    signals = 4  # two channels, prediction and reference
+    total, lines = 0.0, []
+    jobs = [(what, n_fft, 1 + num_samples // hop, dtype, "rfft") for what, n_fft, hop, dtype in required_transforms()]
+    jobs.append(("Hilbert envelope", num_samples, 1, signal_metrics.ENV_DTYPE, "rfft+irfft"))
+    for what, n_fft, frames, job_dtype, kind in jobs:
+        job_dtype = dtype or job_dtype
+        x = torch.randn(signals * frames, n_fft, dtype=job_dtype)
+        torch.fft.rfft(x)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            spec = torch.fft.rfft(x)
+            if kind == "rfft+irfft":
+                torch.fft.irfft(spec, n=n_fft)
+            best = min(best, time.perf_counter() - t)
+        total += best * num_clips
+        lines.append(f"  {what:18s} n_fft {n_fft:6d}  {frames:5d} frames x {signals} signals  {str(job_dtype)[6:]:8s} "
+                     f"{best * num_clips:6.2f} s")
+    return total, lines
 
 
 def main() -> None:
@@ -109,6 +157,13 @@ def main() -> None:
     note = "" if n_ref == len(refs) else f" (ran {n_ref} clips, scaled to {len(refs)})"
     print(f"reference-style loop: {ref_wall * scale:.1f} s wall, {ref_cpu * scale:.1f} s CPU{note}")
     print(f"speed ratio: {ref_wall * scale / ours_wall:.1f}x wall, {ref_cpu * scale / ours_cpu:.1f}x CPU")
+    floor, lines = fft_floor(len(refs), refs[0].shape[1])
+    print(f"FFT floor (bare FFTs the definitions require, {torch.get_num_threads()} torch threads): {floor:.1f} s;"
+          f" largest ratio it allows: {ref_wall * scale / floor:.1f}x wall")
+    print("\n".join(lines))
+    floor32, _ = fft_floor(len(refs), refs[0].shape[1], dtype=torch.float32)
+    print(f"the same FFTs all in float32 (which breaks the 1e-5 agreement of the phase and mrstft metrics): "
+          f"{floor32:.1f} s; largest ratio: {ref_wall * scale / floor32:.1f}x wall")
     worst = 0.0
     for mid in ours:
         got = ours[mid][:n_ref]
