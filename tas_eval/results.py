@@ -13,7 +13,9 @@ Layout (one folder per model, dataset and split)::
 results.json (SCHEMA_VERSION 1)::
 
     schema_version     1
-    harness            {"name": "tas-eval", "version": str, "git_commit": str (40 hex, or "unknown")}
+    harness            {"name": "tas-eval", "version": str, "git_commit": str (40 hex, or "unknown"),
+                        "git_dirty": bool or null (optional: tracked code under tas_eval/ or
+                        baselines/ differed from git_commit when the run wrote its results)}
     created_utc        ISO 8601 UTC time, e.g. "2026-11-22T03:20:04Z"
     model              str, the model's name (any characters; the folder name is separate)
     dataset            {"id": str, "version": str|int, "manifest_sha256": 64 hex, "profile": str}
@@ -94,6 +96,20 @@ def git_commit() -> str:
     return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else "unknown"
 
 
+def git_dirty() -> bool | None:
+    """Whether tracked files of the code that makes the numbers (tas_eval/, baselines/) differ from
+    HEAD, so that a results file from a modified tree says so; None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "tas_eval", "baselines"], cwd=root,
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip())
+
+
 def library_versions() -> dict[str, str]:
     """Versions of python and the numeric libraries, read from package metadata (nothing is imported)."""
     versions = {"python": platform.python_version()}
@@ -132,7 +148,8 @@ def new_results(
     """
     results = {
         "schema_version": SCHEMA_VERSION,
-        "harness": {"name": "tas-eval", "version": __version__, "git_commit": git_commit()},
+        "harness": {"name": "tas-eval", "version": __version__, "git_commit": git_commit(),
+                    "git_dirty": git_dirty()},
         "created_utc": utc_now(),
         "model": model,
         "dataset": dict(dataset),
@@ -194,6 +211,7 @@ def _problems(r: Any, require_items: bool = True) -> list[str]:
         need("harness.name", h.get("name") == "tas-eval", "'tas-eval'")
         need("harness.version", isinstance(h.get("version"), str), "a string")
         need("harness.git_commit", isinstance(h.get("git_commit"), str), "a string")
+        need("harness.git_dirty", h.get("git_dirty") is None or isinstance(h.get("git_dirty"), bool), "true, false or null")
     need("created_utc", isinstance(r["created_utc"], str) and bool(_UTC.match(r["created_utc"])),
          "an ISO 8601 UTC time like 2026-01-31T12:00:00Z")
     need("model", isinstance(r["model"], str) and r["model"].strip() != "", "a non-empty string")

@@ -64,10 +64,20 @@ def test_new_results_fills_provenance():
     except (OSError, subprocess.CalledProcessError):
         head = "unknown"
     assert res["harness"]["git_commit"] == head
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "tas_eval", "baselines"],
+                            cwd=Path(tas_eval.__file__).parent.parent, capture_output=True, text=True).stdout
+    assert res["harness"]["git_dirty"] is (None if head == "unknown" else bool(status.strip()))
     assert set(res["libraries"]) == {"python", "torch", "numpy", "scipy", "librosa", "soundfile"}
     assert res["libraries"]["numpy"] == np.__version__
     created = dt.datetime.strptime(res["created_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
     assert abs((dt.datetime.now(dt.timezone.utc) - created).total_seconds()) < 60
+
+
+def test_git_dirty_must_be_a_bool_or_null(tmp_path):
+    res = make()
+    res["harness"]["git_dirty"] = "yes"
+    with pytest.raises(R.ResultsError, match="git_dirty"):
+        R.validate_results(res)
 
 
 def test_numpy_scalars_become_plain_numbers(tmp_path):
