@@ -74,10 +74,12 @@ def test_new_results_fills_provenance():
 
 
 def test_git_dirty_must_be_a_bool_or_null(tmp_path):
-    res = make()
-    res["harness"]["git_dirty"] = "yes"
-    with pytest.raises(R.ResultsError, match="git_dirty"):
-        R.validate_results(res)
+    path = _write_valid(tmp_path)
+    _rewrite(path, lambda d: d["harness"].update(git_dirty="yes"))
+    with pytest.raises(R.ResultsError, match=r"field 'harness\.git_dirty' must be true, false or null"):
+        R.load_results(path)
+    _rewrite(path, lambda d: d["harness"].pop("git_dirty"))  # results written before the field existed
+    assert "git_dirty" not in R.load_results(path)["harness"]
 
 
 def test_numpy_scalars_become_plain_numbers(tmp_path):
