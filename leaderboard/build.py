@@ -10,6 +10,11 @@ and are never sorted together. Metrics computed on a learned embedding (FD, FAD,
 entries carry "backbone": {"id", "sha256"}) get one column per (metric, version, backbone id,
 weights sha256), so a value is only ever shown beside values from the same backbone weights.
 
+The ground-truth row. A results file with extra.ground_truth = true (``tas-eval evaluate
+--ground-truth``: the test references scored against themselves) is shown under every table of its
+build and split, marked and never ranked, sorted or averaged: its distances are 0 by construction;
+its direction_acc and IS are what real binaural audio scores, the yardstick for the models' values.
+
 The mean over splits is shown for a model (a results folder name) that has results on at least two
 splits of the same dataset and signature; models are ranked together only over the same set of splits.
 
@@ -281,6 +286,10 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
             log.warning("skipped %s", res)
             continue
         runs.append({"file": rel, "folder": path.parent.name, "results": res})
+    # The references scored against themselves (tas-eval evaluate --ground-truth) are shown under each
+    # table of their build and split as the ground-truth row, never ranked or averaged with models.
+    ceilings = [run for run in runs if _is_ground_truth(run["results"])]
+    runs = [run for run in runs if not _is_ground_truth(run["results"])]
 
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
@@ -293,10 +302,13 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
         columns = _columns(schema, members, warnings)
         rows = [_row(m["folder"], m["file"], m["results"], columns) for m in members]
         sorted_by = _sort_rows(rows, columns, schema)
+        ceiling = [c for c in ceilings if (c["results"]["dataset"]["id"], c["results"]["split"],
+                                           _dataset_key(c["results"])) == (dataset_id, split, dkey)]
         table = {
             "id": f"T{len(tables) + 1}", "dataset_id": dataset_id, "split": split, "dataset_key": list(dkey),
             "dataset": members[0]["results"]["dataset"], "signature": [list(s) for s in sig],
             "columns": columns, "rows": rows, "sorted_by": sorted_by, "note": None,
+            "ceiling": _row(ceiling[0]["folder"], ceiling[0]["file"], ceiling[0]["results"], columns) if ceiling else None,
         }
         first = firsts.setdefault((dataset_id, split), table)
         if first is not table:
@@ -306,6 +318,11 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
     means = _means(schema, runs, warnings)
     samples = _samples(root, tables, warnings)
     return {"tables": tables, "means": means, "samples": samples, "warnings": list(dict.fromkeys(warnings))}
+
+
+def _is_ground_truth(results: dict) -> bool:
+    """Whether a results file holds the references scored against themselves (the ground-truth row)."""
+    return (results.get("extra") or {}).get("ground_truth") is True
 
 
 def _means(schema: _Schema, runs: list[dict], warnings: list[str]) -> list[dict]:
@@ -537,14 +554,14 @@ def _write_csv(path: Path, data: dict) -> None:
     for view, tables in (("split", data["tables"]), ("mean", data["means"])):
         for t in tables:
             split = t["split"] if view == "split" else " ".join(str(s) for s in t["splits"])
-            for row in t["rows"]:
+            for row in t["rows"] + ([t["ceiling"]] if t.get("ceiling") else []):
                 for col in t["columns"]:
                     cell = row["cells"].get(col["key"])
                     if cell is None:
                         continue
                     b = col["backbone"] or {}
                     writer.writerow([_csv_text(v) for v in (
-                        view, t["id"], *t["dataset_key"][:3], t["dataset_key"][3], split, row["model"], row["folder"],
+                        "ground_truth" if row is t.get("ceiling") else view, t["id"], *t["dataset_key"][:3], t["dataset_key"][3], split, row["model"], row["folder"],
                         col["metric"], col["version"], b.get("id", ""), b.get("sha256", ""), col["direction"],
                         col["unit"], repr(cell["value"]), "" if cell["std"] is None else repr(cell["std"]),
                         "" if cell["stderr"] is None else repr(cell["stderr"]), cell["n"])])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job (README): build the benchmark if it is missing, run the models on split 1, regenerate
-# the leaderboard. Re-running it reuses the built data, checkpoints and predictions (each step resumes).
+# The main job (README): build the benchmark if it is missing, run the models on split 1, score the
+# references against themselves (the leaderboard's unranked ground-truth row), regenerate the
+# leaderboard. Re-running it reuses the built data, checkpoints and predictions (each step resumes).
 #   PROFILE=small|tiny|full   benchmark profile (default: small)
 #   MODELS="mono_mono text_pan"   models to run (default: the two training-free baselines)
 #   DEVICE=auto|cpu|cuda      (default: auto)
@@ -18,5 +19,6 @@ TAS_EVAL=(python3 -m tas_eval.cli)
 for model in $MODELS; do
   "${TAS_EVAL[@]}" run --model "$model" --split 1 --profile "$PROFILE" --device "$DEVICE" --results "$RESULTS"
 done
+"${TAS_EVAL[@]}" evaluate --ground-truth --split 1 --profile "$PROFILE" --device "$DEVICE" --results "$RESULTS"
 "${TAS_EVAL[@]}" leaderboard --results "$RESULTS" --out "$SITE"
 echo "main.sh: results in $RESULTS/, leaderboard in $SITE/index.html"

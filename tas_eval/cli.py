@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="tas_eval.runner:cli_run")
 
     p = sub.add_parser("evaluate", help="score a predictions directory against a test split")
-    p.add_argument("--predictions", required=True, metavar="DIR")
+    p.add_argument("--predictions", default=None, metavar="DIR")
+    p.add_argument("--ground-truth", action="store_true",
+                   help="score the test references against themselves (the leaderboard's unranked ground-truth row)")
     p.add_argument("--split", type=int, required=True)
     p.add_argument("--name", default=None, help="model name to record (default: model.json or the folder name)")
     _add_data_options(p)

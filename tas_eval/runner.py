@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 FINAL_CHECKPOINT = "final.pt"
 SAMPLE_ITEMS = 3  # predicted clips kept under results/.../samples for listening
+GROUND_TRUTH = "ground_truth"  # results folder of the references scored against themselves
 CLIP_HEADROOM = 0.999  # a prediction whose peak exceeds 1 is scaled to this peak before it is written
 
 
@@ -281,6 +282,7 @@ def evaluate_predictions(
     run_info: dict | None = None,
     metric_ids: list[str] | None = None,
     generative: dict | None = None,
+    samples: bool = True,
 ) -> tuple[dict, Path]:
     """Validate, read, score and record a predictions directory: the one evaluation path.
 
@@ -289,14 +291,17 @@ def evaluate_predictions(
 
     ``name`` defaults to model.json's "name", else the directory's name. ``run_info`` holds what a
     `tas-eval run` knows beyond the predictions (config, checkpoint_sha256, seeds, timings, extra);
-    an outside submission records its model.json instead. Nothing is written unless validation
-    passes. Returns (results dict, results folder).
+    an outside submission records its model.json instead. ``samples`` keeps a few predicted clips
+    for listening. Nothing is written unless validation passes. Returns (results dict, results folder).
     """
     start = time.perf_counter()
     pred_dir = Path(pred_dir)
     require_valid(pred_dir, benchmark, split)
     model_json = read_model_json(pred_dir)
     name = name or model_json.get("name") or pred_dir.resolve().name
+    if name == GROUND_TRUTH and not (run_info or {}).get("extra", {}).get("ground_truth"):
+        raise UserError(f"{pred_dir}: the model name '{GROUND_TRUTH}' is kept for the references' own scores "
+                        "(tas-eval evaluate --ground-truth); choose another name.")
     dataset = dataset_record(benchmark)
     folder = results_mod.results_dir(results_root, dataset["id"], split, name)  # refuses unsafe names
 
@@ -352,11 +357,33 @@ def evaluate_predictions(
     results_mod.write_results(folder, results, items)
     chosen = results_mod.pick_sample_items(ids, SAMPLE_ITEMS)
     by_id = dict(zip(ids, zip(preds, refs)))
-    results_mod.write_samples(folder, {i: by_id[i][0] for i in chosen}, benchmark.sample_rate)
+    if samples:  # ``samples`` False: the predictions are the references, already kept below
+        results_mod.write_samples(folder, {i: by_id[i][0] for i in chosen}, benchmark.sample_rate)
     results_mod.write_reference_samples(results_root, dataset, split, {i: by_id[i][1] for i in chosen},
                                         benchmark.sample_rate)
     log.info("wrote %s", folder / results_mod.RESULTS_FILE)
     return results, folder
+
+
+def evaluate_ground_truth(benchmark: Benchmark, split: int, *, results_root: str | os.PathLike = "results",
+                          device: str = "cpu", generative: dict | None = None) -> tuple[dict, Path]:
+    """Score the test references against themselves through ``evaluate_predictions``: the ground-truth row.
+
+    The distances are 0 by construction; the row is there for the metrics that do not score a
+    distance to the reference: direction_acc (what real binaural audio scores against the annotated
+    labels; a model can score above it by exaggerating level differences towards the labels, and
+    Mono-Mono's all-center output can too on a split with many center labels) and IS. The results
+    record extra.ground_truth = true, and the leaderboard shows such a row under each table, unranked.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tas-eval-ground-truth-") as tmp:
+        for item_id in benchmark.split_ids(split, "test"):
+            write_wav(Path(tmp) / f"{item_id}.wav", benchmark.binaural(item_id), benchmark.sample_rate)
+        info = {"config": {}, "seeds": {}, "device": describe_device(device),
+                "extra": {"ground_truth": True, "description": "the test references scored against themselves"}}
+        return evaluate_predictions(tmp, benchmark, split, name=GROUND_TRUTH, results_root=results_root,
+                                    device=device, run_info=info, generative=generative, samples=False)
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -467,9 +494,17 @@ def cli_evaluate(args) -> int:
 
     benchmark = resolve_benchmark(args.profile, args.data_seed, args.data, build_if_missing=False)
     device = resolve_device(args.device)
-    results, folder = evaluate_predictions(args.predictions, benchmark, args.split, name=args.name,
-                                           results_root=args.results, device=device,
-                                           generative=options_from_args(args))
+    if args.ground_truth:
+        if args.predictions or args.name:
+            raise UserError("--ground-truth scores the benchmark's own references: give it without --predictions and --name.")
+        results, folder = evaluate_ground_truth(benchmark, args.split, results_root=args.results, device=device,
+                                                generative=options_from_args(args))
+    else:
+        if not args.predictions:
+            raise UserError("tas-eval evaluate needs --predictions DIR (or --ground-truth).")
+        results, folder = evaluate_predictions(args.predictions, benchmark, args.split, name=args.name,
+                                               results_root=args.results, device=device,
+                                               generative=options_from_args(args))
     print(f"{results['model']} on {results['dataset']['id']} split {args.split}")
     print(summary_table([results]))
     print("\n".join(describe_backbones(results)))

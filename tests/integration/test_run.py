@@ -174,20 +174,28 @@ def test_evaluate_a_copied_predictions_directory_gives_the_same_numbers(tiny_ben
     assert r["checkpoint_sha256"] is None and r["config"] == {}
 
 
-def test_mono_mono_scores_worse_than_the_reference_itself(tiny_benchmark, tmp_path):
-    """Sanity of the chain: the reference scored against itself is perfect, Mono-Mono is not."""
-    from tas_eval.runner import evaluate_predictions
-
-    perfect = tmp_path / "perfect"
-    perfect.mkdir()
-    for item_id in tiny_benchmark.split_ids(1, "test"):
-        sf.write(perfect / f"{item_id}.wav", tiny_benchmark.binaural(item_id).T, 16000, subtype="FLOAT")
-    r_perfect, _ = evaluate_predictions(perfect, tiny_benchmark, 1, results_root=tmp_path / "results")
-    assert main(_run_args(tiny_benchmark, tmp_path / "results", "mono_mono")) == 0
-    r_mono = load_results(_folder(tmp_path / "results", tiny_benchmark, "mono_mono"))
+def test_mono_mono_scores_worse_than_the_ground_truth_row(tiny_benchmark, tmp_path):
+    """Sanity of the chain: `evaluate --ground-truth` scores the references against themselves
+    through the same path (distances 0, direction accuracy below 1), Mono-Mono does worse."""
+    results = tmp_path / "results"
+    data = ["--split", "1", "--data", str(tiny_benchmark.root), "--results", str(results), "--device", "cpu"]
+    assert main(["evaluate", "--ground-truth", *data]) == 0
+    folder = _folder(results, tiny_benchmark, "ground_truth")
+    r_perfect = load_results(folder)
+    assert r_perfect["extra"]["ground_truth"] is True and not (folder / "samples").exists()
+    assert 0.0 < r_perfect["metrics"]["direction_acc"]["value"] <= 1.0
+    assert main(_run_args(tiny_benchmark, results, "mono_mono")) == 0
+    r_mono = load_results(_folder(results, tiny_benchmark, "mono_mono"))
     for mid in ("stft", "env"):
         assert r_perfect["metrics"][mid]["value"] == pytest.approx(0.0, abs=1e-9)
         assert r_mono["metrics"][mid]["value"] > 1e-4
+    # The name is kept for that row: a submission may not take it.
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    for item_id in tiny_benchmark.split_ids(1, "test"):
+        sf.write(submission / f"{item_id}.wav", tiny_benchmark.binaural(item_id).T, 16000, subtype="FLOAT")
+    assert main(["evaluate", "--predictions", str(submission), "--name", "ground_truth", *data]) == 2
+    assert main(["evaluate", *data]) == 2  # neither --predictions nor --ground-truth
 
 
 # ----------------------------------------------------------------------------------------- a model that trains

@@ -27,11 +27,11 @@ def metric(value, direction="lower", version=1, unit="", **extra):
             "unit": unit, **extra}
 
 
-def add(root, folder, model, split, stft, snr, dataset=DS, stft_version=1, extra_metrics=None):
+def add(root, folder, model, split, stft, snr, dataset=DS, stft_version=1, extra_metrics=None, extra=None):
     m = {"stft": metric(stft), "snr": metric(snr, "higher", unit="dB"), **(extra_metrics or {})}
     m["stft"]["version"] = stft_version
     res = R.new_results(model=model, dataset=dataset, split=split, config={}, checkpoint_sha256=None,
-                        seeds={"inference": 0}, device="cpu", timings={"predict": 1.0}, metrics=m)
+                        seeds={"inference": 0}, device="cpu", timings={"predict": 1.0}, metrics=m, extra=extra)
     R.write_results(Path(root) / dataset["id"] / f"split{split}" / folder, res, [{"item_id": "c001", "stft": stft}])
 
 
@@ -220,6 +220,34 @@ def test_csv(site):
         ("gen_a", "tas_cnn", "c" * 64), ("gen_b", "panns_cnn14", "d" * 64)]
     # 2 splits x 3 models + 5 single rows, 2 metrics each, + 2 fd, + 3 means x 2 metrics
     assert len(rows) == (6 + 5) * 2 + 2 + 6
+
+
+def test_ground_truth_row_is_shown_unranked(tmp_path):
+    root = tmp_path / "results"
+    acc = {"direction_acc": metric(0.6, "higher")}
+    for split in (1, 2):
+        add(root, "ground_truth", "ground_truth", split, 0.0, 40.0, extra_metrics=acc, extra={"ground_truth": True})
+        add(root, "a", "a", split, 0.9, 5.0, extra_metrics={"direction_acc": metric(0.85, "higher")})
+        add(root, "b", "b", split, 0.8, 6.0, extra_metrics={"direction_acc": metric(0.3, "higher")})
+    # A submission that merely calls itself ground_truth is an ordinary row.
+    add(root, "impostor", "ground_truth", 1, 0.95, 4.0, extra_metrics=acc)
+    out = tmp_path / "site"
+    B.build_site(root, out)
+    data = json.loads((out / "leaderboard.json").read_text())
+    t1 = next(t for t in data["tables"] if t["split"] == 1)
+    assert [r["folder"] for r in t1["rows"]] == ["b", "a", "impostor"]
+    assert t1["ceiling"]["folder"] == "ground_truth"
+    assert t1["ceiling"]["cells"]["stft@v1"]["value"] == 0.0 and t1["ceiling"]["cells"]["direction_acc@v1"]["value"] == 0.6
+    (mean,) = data["means"]
+    assert sorted(r["folder"] for r in mean["rows"]) == ["a", "b"]
+    page = (out / "index.html").read_text()
+    footer = page[page.index("<tfoot>"):page.index("</tfoot>")]
+    assert "ground truth" in footer and "not ranked" in footer and ">0.600<" in footer.replace(" ", "")
+    assert page.count("<tfoot>") == 2  # one per split table, none under the mean table
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    gt = {(r["split"], r["metric"]): float(r["value"]) for r in rows if r["view"] == "ground_truth"}
+    assert gt == {("1", "stft"): 0.0, ("1", "snr"): 40.0, ("1", "direction_acc"): 0.6,
+                  ("2", "stft"): 0.0, ("2", "snr"): 40.0, ("2", "direction_acc"): 0.6}
 
 
 def test_csv_keeps_formulas_inert(tmp_path):
