@@ -263,7 +263,7 @@ def test_evaluate_records_generative_metrics_with_the_packaged_backbone(tiny_ben
     pred_dir = tmp_path / "gt"
     for item_id in tiny_benchmark.split_ids(1, "test"):
         write_wav(pred_dir / f"{item_id}.wav", tiny_benchmark.binaural(item_id), tiny_benchmark.sample_rate)
-    results, _ = evaluate_predictions(pred_dir, tiny_benchmark, 1, name="ground_truth", results_root=tmp_path / "results",
+    results, _ = evaluate_predictions(pred_dir, tiny_benchmark, 1, name="references", results_root=tmp_path / "results",
                                       metric_ids=["fd", "fad", "kl", "is"])
     sha = load_backbone("tas_cnn").weights_sha256
     assert set(results["metrics"]) == {"fd", "fad", "kl", "is"}
