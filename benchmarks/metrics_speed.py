@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--data", default=None, metavar="DIR", help="a built benchmark (default: synthesized clips)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="clips timed per turn (both sides alternate turn by turn); compute_metrics batches as it defaults")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ref-clips", type=int, default=None, help="clips for the reference loop (default: all)")
     args = parser.parse_args()
@@ -136,7 +137,7 @@ def main() -> None:
         part = slice(start, start + args.batch_size)
         w, c = time.perf_counter(), time.process_time()
         values = compute_metrics(preds[part], refs[part], sr, annotations=annotations[part] if annotations else None,
-                                 device=args.device, batch_size=args.batch_size)
+                                 device=args.device)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         ours_wall, ours_cpu = ours_wall + time.perf_counter() - w, ours_cpu + time.process_time() - c

@@ -70,11 +70,15 @@ def _abs_angle(x: torch.Tensor) -> torch.Tensor:
 def angle_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """|angle x - angle y| folded onto [0, pi], per complex element; the angle of an exact zero is 0.
 
-    Computed as |angle(x conj(y))| (one arctangent instead of two; the same circular distance).
+    Computed as |angle(x conj(y))| (one arctangent instead of two; the same circular distance), with
+    atan2 on the real and imaginary parts: torch.angle of a complex tensor is several times slower.
     """
-    z = x * y.conj()
-    err = torch.angle(z).abs()
-    zero = z == 0
+    xv, yv = torch.view_as_real(x), torch.view_as_real(y)
+    xr, xi, yr, yi = xv[..., 0], xv[..., 1], yv[..., 0], yv[..., 1]
+    zr = xr * yr + xi * yi
+    zi = xi * yr - xr * yi
+    err = torch.atan2(zi, zr).abs_()
+    zero = (zr == 0) & (zi == 0)
     if bool(zero.any()):  # x or y is exactly 0 there: the distance is the other one's |angle|
         err[zero] = _abs_angle(x[zero]) + _abs_angle(y[zero])
     return err
