@@ -288,7 +288,7 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
         runs.append({"file": rel, "folder": path.parent.name, "results": res})
     # The references scored against themselves (tas-eval evaluate --ground-truth) are shown under each
     # table of their build and split as the ground-truth row, never ranked or averaged with models.
-    ceilings = [run for run in runs if _is_ground_truth(run["results"])]
+    ground_truths = [run for run in runs if _is_ground_truth(run["results"])]
     runs = [run for run in runs if not _is_ground_truth(run["results"])]
 
     groups: dict[tuple, list[dict]] = {}
@@ -302,13 +302,13 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
         columns = _columns(schema, members, warnings)
         rows = [_row(m["folder"], m["file"], m["results"], columns) for m in members]
         sorted_by = _sort_rows(rows, columns, schema)
-        ceiling = [c for c in ceilings if (c["results"]["dataset"]["id"], c["results"]["split"],
+        gt = [c for c in ground_truths if (c["results"]["dataset"]["id"], c["results"]["split"],
                                            _dataset_key(c["results"])) == (dataset_id, split, dkey)]
         table = {
             "id": f"T{len(tables) + 1}", "dataset_id": dataset_id, "split": split, "dataset_key": list(dkey),
             "dataset": members[0]["results"]["dataset"], "signature": [list(s) for s in sig],
             "columns": columns, "rows": rows, "sorted_by": sorted_by, "note": None,
-            "ceiling": _row(ceiling[0]["folder"], ceiling[0]["file"], ceiling[0]["results"], columns) if ceiling else None,
+            "ground_truth": _row(gt[0]["folder"], gt[0]["file"], gt[0]["results"], columns) if gt else None,
         }
         first = firsts.setdefault((dataset_id, split), table)
         if first is not table:
@@ -554,14 +554,15 @@ def _write_csv(path: Path, data: dict) -> None:
     for view, tables in (("split", data["tables"]), ("mean", data["means"])):
         for t in tables:
             split = t["split"] if view == "split" else " ".join(str(s) for s in t["splits"])
-            for row in t["rows"] + ([t["ceiling"]] if t.get("ceiling") else []):
+            for row in t["rows"] + ([t["ground_truth"]] if t.get("ground_truth") else []):
+                row_view = "ground_truth" if row is t.get("ground_truth") else view
                 for col in t["columns"]:
                     cell = row["cells"].get(col["key"])
                     if cell is None:
                         continue
                     b = col["backbone"] or {}
                     writer.writerow([_csv_text(v) for v in (
-                        "ground_truth" if row is t.get("ceiling") else view, t["id"], *t["dataset_key"][:3], t["dataset_key"][3], split, row["model"], row["folder"],
+                        row_view, t["id"], *t["dataset_key"][:3], t["dataset_key"][3], split, row["model"], row["folder"],
                         col["metric"], col["version"], b.get("id", ""), b.get("sha256", ""), col["direction"],
                         col["unit"], repr(cell["value"]), "" if cell["std"] is None else repr(cell["std"]),
                         "" if cell["stderr"] is None else repr(cell["stderr"]), cell["n"])])

@@ -236,8 +236,8 @@ def test_ground_truth_row_is_shown_unranked(tmp_path):
     data = json.loads((out / "leaderboard.json").read_text())
     t1 = next(t for t in data["tables"] if t["split"] == 1)
     assert [r["folder"] for r in t1["rows"]] == ["b", "a", "impostor"]
-    assert t1["ceiling"]["folder"] == "ground_truth"
-    assert t1["ceiling"]["cells"]["stft@v1"]["value"] == 0.0 and t1["ceiling"]["cells"]["direction_acc@v1"]["value"] == 0.6
+    assert t1["ground_truth"]["folder"] == "ground_truth"
+    assert t1["ground_truth"]["cells"]["stft@v1"]["value"] == 0.0 and t1["ground_truth"]["cells"]["direction_acc@v1"]["value"] == 0.6
     (mean,) = data["means"]
     assert sorted(r["folder"] for r in mean["rows"]) == ["a", "b"]
     page = (out / "index.html").read_text()
