@@ -212,7 +212,7 @@ def mrstft(pred, ref, sr, **ctx):
     clip with whole spectra: the temporaries stay in the caches); no other metric shares them.
     """
     total = torch.zeros(pred.shape[0], dtype=torch.float64, device=pred.device)
-    on_gpu = torch.device(pred.device).type == "cuda"
+    whole = torch.device(pred.device).type == "cuda"  # a GPU takes the whole spectra at once
     for part in item_chunks(pred.shape[0], pred.device):
         items = len(range(pred.shape[0])[part])
         for params in MRSTFT_STFTS:
@@ -220,8 +220,9 @@ def mrstft(pred, ref, sr, **ctx):
             fx, fy = frames(pred[part], params, MRSTFT_DTYPE), frames(ref[part], params, MRSTFT_DTYPE)
             n = fx.shape[-2]
             sums = torch.zeros(4, items, dtype=torch.float64, device=pred.device)
-            for start in range(0, n, n if on_gpu else MRSTFT_BLOCK):
-                block = slice(start, n if on_gpu else start + MRSTFT_BLOCK)
+            step = n if whole else MRSTFT_BLOCK
+            for start in range(0, n, step):
+                block = slice(start, start + step)
                 px = power(torch.fft.rfft(fx[:, block] * window)).clamp_min_(MRSTFT_EPS).reshape(items, -1)
                 py = power(torch.fft.rfft(fy[:, block] * window)).clamp_min_(MRSTFT_EPS).reshape(items, -1)
                 sums[0] += py.sum(-1)
