@@ -169,3 +169,17 @@ def test_items_of_different_lengths_and_batch_sizes_give_the_same_values():
         alone = compute_metrics(preds[i : i + 1], clips[i : i + 1], SR, metric_ids=SIGNAL_IDS, batch_size=1)
         for m in SIGNAL_IDS:
             assert together[m][i] == pytest.approx(alone[m][0], rel=1e-12, abs=1e-12), m
+
+
+def test_mrstft_does_not_depend_on_its_frame_blocks(monkeypatch):
+    """Blocks of frames (the CPU path) and whole spectra (the GPU path) give the same value."""
+    from tas_eval.metrics import signal as S
+
+    ref = torch.from_numpy(R.normalize(R.synthetic_binaural(3, 1.0)))[None]
+    pred = torch.from_numpy(R.normalize(R.shift(ref[0].numpy(), 2)))[None]
+    values = []
+    for block in (7, 64, 10**9):
+        monkeypatch.setattr(S, "MRSTFT_BLOCK", block)
+        values.append(float(S.mrstft(pred, ref, SR)[0]))
+    assert values[0] == pytest.approx(values[2], rel=1e-12) and values[1] == pytest.approx(values[2], rel=1e-12)
+    assert values[2] == pytest.approx(R.mrstft(pred[0].numpy(), ref[0].numpy()), rel=1e-9)
