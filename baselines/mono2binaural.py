@@ -26,13 +26,12 @@ from torch import nn
 
 from baselines.common.inference import spatialize_clips
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
+from baselines.common.trained import TrainedModel
 from baselines.common.training import CropSampler, train_loop
 from baselines.common.unet import MaskUNet, apply_complex_mask, istft_ri, stft_ri
 from baselines.common.visual import ResNet18Features, frames_to_tensor, load_resnet18_weights
 from baselines.tas import window_text
 from tas_eval.audio import SAMPLE_RATE, binaural_from_difference
-from tas_eval.errors import UserError
-from tas_eval.models import Model
 
 log = logging.getLogger(__name__)
 
@@ -99,37 +98,21 @@ def _cond_dim(kind: str, config: dict) -> int:
     return VISUAL_CHANNELS * (-(-h // 32)) * (-(-w // 32))
 
 
-class Mono2Binaural(Model):
+class Mono2Binaural(TrainedModel):
     """Shared code of the visual and text variants (``kind`` = "visual" or "text")."""
 
     kind = "visual"
-    trains = True
     paper = PAPER
     configs = {"paper": _PAPER_CONFIG, "small": _SMALL_CONFIG, "tiny": _TINY_CONFIG}
 
-    def __init__(self):
-        self.config: dict | None = None
-        self.net: Mono2BinauralNet | None = None
-        self.text_encoder = None
-        self.device = "cpu"
-        self.losses: list[float] = []
-
-    def _build(self, config: dict, load_visual_weights: bool = True) -> None:
+    def _build(self, config: dict, loading: bool = False) -> None:
         self.config = dict(config)
         text_dim = 0
         if self.kind == "text":
             self.text_encoder = load_text_encoder(config.get("text_encoder", DEFAULT_TEXT_ENCODER))
             text_dim = self.text_encoder.dim
-        weights = config.get("visual_weights") if load_visual_weights else None
+        weights = None if loading else config.get("visual_weights")
         self.net = Mono2BinauralNet(self.kind, _cond_dim(self.kind, config), int(config["ngf"]), text_dim, weights)
-
-    def to(self, device) -> "Mono2Binaural":
-        self.device = str(device)
-        if self.net is not None:
-            self.net.to(device)
-        if self.text_encoder is not None:
-            self.text_encoder.to(device)
-        return self
 
     def _guidance_input(self, texts=None, images=None) -> torch.Tensor:
         if self.kind == "text":
@@ -183,21 +166,6 @@ class Mono2Binaural(Model):
         self.losses = train_loop(self.net, optimizer, loss_at, int(config["steps"]), checkpoint_dir,
                                  int(config.get("checkpoint_every", 100)), desc=f"training {self.name}", on_step=schedule)
 
-    def save(self, path) -> None:
-        """One file: the config and the trained weights (the frozen text encoder is referenced, not stored)."""
-        torch.save({"model": self.name, "config": self.config, "net": self.net.state_dict(), "losses": self.losses}, path)
-
-    def load(self, path) -> None:
-        """Rebuild from the saved config and load the weights written by ``save``."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("model") != self.name:
-            raise UserError(f"{path}: holds a '{state.get('model')}' checkpoint, not '{self.name}'.")
-        self._build(state["config"], load_visual_weights=False)
-        self.net.load_state_dict(state["net"])
-        self.net.eval()
-        self.losses = list(state.get("losses", []))
-        self.to(self.device)
-
     # -- inference -------------------------------------------------------------------------
 
     def window_predictor(self, prompt=None, frame_fn=None, sr: int = SAMPLE_RATE):
@@ -222,14 +190,7 @@ class Mono2Binaural(Model):
     @torch.no_grad()
     def spatialize(self, mono: torch.Tensor, sr: int, prompts=None, frames=None) -> torch.Tensor:
         """(B, 1, T) mono at 16 kHz -> (B, 2, T), guided by ``frames`` (visual) or ``prompts`` (text)."""
-        if self.net is None:
-            raise UserError(f"The model '{self.name}' has not been trained or loaded.")
-        if sr != SAMPLE_RATE:
-            raise UserError(f"The model '{self.name}' works at {SAMPLE_RATE} Hz; got audio at {sr} Hz.")
-        if self.kind == "text" and prompts is None:
-            raise UserError(f"The model '{self.name}' is text-guided and needs prompts.")
-        if self.kind == "visual" and frames is None:
-            raise UserError(f"The model '{self.name}' is visually guided and needs frames.")
+        self.check_inputs(sr, prompts, frames)
         self.net.eval()
         mono = mono.to(self.device).float()
         return spatialize_clips(mono, sr, self.config, lambda b: self.window_predictor(

@@ -29,7 +29,6 @@ import logging
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,10 +36,9 @@ from torch import nn
 from baselines.common.diffusion import GaussianDiffusion
 from baselines.common.inference import spatialize_clips
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, TextFeatures, load_text_encoder
+from baselines.common.trained import TrainedModel
 from baselines.common.training import CropSampler, train_loop
-from tas_eval.audio import SAMPLE_RATE, binaural_from_difference
-from tas_eval.errors import UserError
-from tas_eval.models import Model
+from tas_eval.audio import binaural_from_difference
 
 log = logging.getLogger(__name__)
 
@@ -248,24 +246,16 @@ _TINY_CONFIG = {
 }
 
 
-class TASModel(Model):
+class TASModel(TrainedModel):
     """The TAS diffusion model with one fusion of Table 3 (subclasses set ``fusion``)."""
 
     fusion = "saf"
-    trains = True
     paper = PAPER
     configs = {"paper": _PAPER_CONFIG, "small": _SMALL_CONFIG, "tiny": _TINY_CONFIG}
 
-    def __init__(self):
-        self.config: dict | None = None
-        self.net: TASNet | None = None
-        self.text_encoder = None
-        self.device = "cpu"
-        self.losses: list[float] = []
-
     # -- building --------------------------------------------------------------------------
 
-    def _build(self, config: dict) -> None:
+    def _build(self, config: dict, loading: bool = False) -> None:
         self.config = dict(config)
         text_dim = 1
         if self.fusion != "none":
@@ -280,14 +270,6 @@ class TASModel(Model):
         if self.fusion == "none":
             return None
         return self.text_encoder.encode(texts).to(self.device)
-
-    def to(self, device) -> "TASModel":
-        self.device = str(device)
-        if self.net is not None:
-            self.net.to(device)
-        if self.text_encoder is not None:
-            self.text_encoder.to(device)
-        return self
 
     # -- training --------------------------------------------------------------------------
 
@@ -319,21 +301,6 @@ class TASModel(Model):
         self.losses = train_loop(self.net, optimizer, loss_at, int(config["steps"]), checkpoint_dir,
                                  int(config.get("checkpoint_every", 100)), desc=f"training {self.name}")
 
-    def save(self, path) -> None:
-        """One file: the config and the trained weights (the frozen text encoder is referenced, not stored)."""
-        torch.save({"model": self.name, "config": self.config, "net": self.net.state_dict(), "losses": self.losses}, path)
-
-    def load(self, path) -> None:
-        """Rebuild from the saved config and load the weights written by ``save``."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("model") != self.name:
-            raise UserError(f"{path}: holds a '{state.get('model')}' checkpoint, not '{self.name}'.")
-        self._build(state["config"])
-        self.net.load_state_dict(state["net"])
-        self.net.eval()
-        self.losses = list(state.get("losses", []))
-        self.to(self.device)
-
     # -- inference -------------------------------------------------------------------------
 
     def window_predictor(self, prompt, sr: int, base_seed: int):
@@ -359,12 +326,7 @@ class TASModel(Model):
     @torch.no_grad()
     def spatialize(self, mono: torch.Tensor, sr: int, prompts=None, frames=None) -> torch.Tensor:
         """(B, 1, T) mono at 16 kHz -> (B, 2, T); ``prompts`` per item (dict with dense frame texts, or str)."""
-        if self.net is None:
-            raise UserError(f"The model '{self.name}' has not been trained or loaded.")
-        if sr != SAMPLE_RATE:
-            raise UserError(f"The model '{self.name}' works at {SAMPLE_RATE} Hz; got audio at {sr} Hz.")
-        if self.fusion != "none" and prompts is None:
-            raise UserError(f"The model '{self.name}' is text-guided and needs prompts.")
+        self.check_inputs(sr, prompts, frames)
         self.net.eval()
         mono = mono.to(self.device).float()
 

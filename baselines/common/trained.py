@@ -1,0 +1,61 @@
+"""What the trained baselines share: device moves, the one-file checkpoint, input checks."""
+
+from __future__ import annotations
+
+import torch
+
+from tas_eval.audio import SAMPLE_RATE
+from tas_eval.errors import UserError
+from tas_eval.models import Model
+
+
+class TrainedModel(Model):
+    """A baseline with a network ``net`` and an optional frozen ``text_encoder``.
+
+    Subclasses implement ``fit``, ``spatialize`` and ``_build(config, loading=False)``, which sets
+    ``config``, ``net`` and ``text_encoder`` from a config (``loading``: the weights will come from a
+    checkpoint, so nothing else needs loading).
+    """
+
+    trains = True
+
+    def __init__(self):
+        self.config: dict | None = None
+        self.net: torch.nn.Module | None = None
+        self.text_encoder = None
+        self.device = "cpu"
+        self.losses: list[float] = []
+
+    def to(self, device) -> "TrainedModel":
+        self.device = str(device)
+        if self.net is not None:
+            self.net.to(device)
+        if self.text_encoder is not None:
+            self.text_encoder.to(device)
+        return self
+
+    def save(self, path) -> None:
+        """One file: the config and the trained weights (the frozen text encoder is referenced, not stored)."""
+        torch.save({"model": self.name, "config": self.config, "net": self.net.state_dict(), "losses": self.losses}, path)
+
+    def load(self, path) -> None:
+        """Rebuild from the saved config and load the weights written by ``save``."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("model") != self.name:
+            raise UserError(f"{path}: holds a '{state.get('model')}' checkpoint, not '{self.name}'.")
+        self._build(state["config"], loading=True)
+        self.net.load_state_dict(state["net"])
+        self.net.eval()
+        self.losses = list(state.get("losses", []))
+        self.to(self.device)
+
+    def check_inputs(self, sr: int, prompts=None, frames=None) -> None:
+        """UserError unless the model is trained or loaded, the audio is at 16 kHz and its guidance is given."""
+        if self.net is None:
+            raise UserError(f"The model '{self.name}' has not been trained or loaded.")
+        if sr != SAMPLE_RATE:
+            raise UserError(f"The model '{self.name}' works at {SAMPLE_RATE} Hz; got audio at {sr} Hz.")
+        if "text" in self.guidance and prompts is None:
+            raise UserError(f"The model '{self.name}' is text-guided and needs prompts.")
+        if "visual" in self.guidance and frames is None:
+            raise UserError(f"The model '{self.name}' is visually guided and needs frames.")
