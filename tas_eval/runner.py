@@ -39,7 +39,7 @@ from tas_eval.audio import write_wav
 from tas_eval.data.benchmark import NUM_SPLITS, Benchmark
 from tas_eval.errors import UserError
 from tas_eval.models import get_model_class, model_config, model_info, prompt_from_annotation
-from tas_eval.paths import runs_root
+from tas_eval.paths import file_sha256, runs_root
 from tas_eval.validate import MODEL_JSON, read_model_json, read_prediction, require_valid
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,6 @@ def run_key(model_name: str, config: dict, manifest_hash: str, split: int, seed:
     blob = json.dumps({"model": model_name, "version": model_version, "config": config, "dataset": manifest_hash,
                        "split": split, "seed": seed}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def seed_everything(seed: int) -> None:

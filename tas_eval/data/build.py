@@ -32,7 +32,7 @@ from tas_eval.audio import SAMPLE_RATE, resample, write_wav
 from tas_eval.data.benchmark import NUM_SPLITS, Benchmark
 from tas_eval.data.scene import FRAME_RATE, azel_from_vector, direction_vector, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
-from tas_eval.paths import data_root
+from tas_eval.paths import data_root, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -315,14 +315,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def build_item(out: str, index: int, seed: int, duration: float) -> str:
     """Make clip ``index`` (scene, audio, annotation) under ``out``; returns its item id. Skips a clip
     whose three files already exist (every file is written atomically, so existing means complete)."""
@@ -373,7 +365,7 @@ def write_manifest(root: Path, profile: Profile, seed: int) -> dict:
     for folder in ("audio", "scenes", "annotations", "splits"):
         for path in sorted((root / folder).rglob("*")):
             if path.is_file() and not path.name.startswith(".tmp-"):
-                files[path.relative_to(root).as_posix()] = _sha256(path)
+                files[path.relative_to(root).as_posix()] = file_sha256(path)
     digest = hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
     manifest = {
         "dataset_id": dataset_id(profile.name, seed),

@@ -25,7 +25,6 @@ Both return float64 tensors on the CPU; the networks run in float32 on the backb
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -50,15 +49,6 @@ _BUILTIN = {
 }
 for _id, _target in _BUILTIN.items():
     BACKBONES.add_lazy(_id, _target)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (the identity of a backbone's weights)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike, what: str) -> dict:

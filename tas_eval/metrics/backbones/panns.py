@@ -28,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tas_eval.errors import UserError
-from tas_eval.metrics.backbones import Backbone, file_sha256, load_state_dict_strict, read_checkpoint
+from tas_eval.metrics.backbones import Backbone, load_state_dict_strict, read_checkpoint
+from tas_eval.paths import file_sha256
 
 # name -> (sample_rate, window_size, hop_size, mel_bins, fmin, fmax)
 CONFIGS = {

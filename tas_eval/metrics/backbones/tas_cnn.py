@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tas_eval.errors import UserError
-from tas_eval.metrics.backbones import Backbone, file_sha256, load_state_dict_strict, read_checkpoint
+from tas_eval.metrics.backbones import Backbone, load_state_dict_strict, read_checkpoint
+from tas_eval.paths import file_sha256
 from tas_eval.metrics.backbones.panns import CONFIGS, ConvBlock, LogMelFrontEnd
 
 log = logging.getLogger(__name__)

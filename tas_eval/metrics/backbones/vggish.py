@@ -28,7 +28,8 @@ import torch
 import torch.nn as nn
 
 from tas_eval.errors import UserError
-from tas_eval.metrics.backbones import Backbone, file_sha256, load_state_dict_strict, read_checkpoint
+from tas_eval.metrics.backbones import Backbone, load_state_dict_strict, read_checkpoint
+from tas_eval.paths import file_sha256
 
 SAMPLE_RATE = 16000
 WINDOW = 400  # samples, 25 ms
