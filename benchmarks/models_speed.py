@@ -8,9 +8,10 @@ For each model, at the settings of ``--profile`` (its configs dict), from a fres
     steps per second (wall) and CPU seconds per step of this process;
   - inference: ``spatialize`` of one ``--seconds`` clip of noise with a dense prompt per 0.1 s frame
     (visual models get random frames); real-time factor = wall seconds / audio seconds;
-  - sliding-window inference of that clip with all windows batched in one call per sampling run
-    against a loop of one window per call (``max_batch=1``): the speed ratio and the largest absolute
-    difference between the two outputs (the same seeds are used, so it should be ~1e-6).
+  - sliding-window inference of that clip three ways: all windows in one call per sampling run,
+    the chunks that ``spatialize`` uses on this device (baselines/common/inference.py:window_chunk),
+    and a loop of one window per call (``max_batch=1``); the loop's time over each batched time, and
+    the largest absolute difference between the outputs (the same seeds are used, so it should be ~1e-6).
 The device, torch's thread count and the torch version are printed with the numbers: CPU figures
 depend on how many other jobs share the machine, so compare rows of one run only.
 """
@@ -23,7 +24,8 @@ import time
 import numpy as np
 import torch
 
-from tas_eval.audio import sliding_window_inference
+from baselines.common.inference import window_chunk
+from tas_eval.audio import sliding_window_inference, window_starts
 from tas_eval.models import get_model_class
 
 DEFAULT_MODELS = ["ours", "ours_saf", "audio_only", "add", "conv", "ours_saf_tokens", "mono2binaural_text",
@@ -107,20 +109,26 @@ def measure(name: str, profile: str, device: str, steps: int, seconds: float) ->
     else:
         predict = model.window_predictor(prompt if prompts else None, random_frames if frames else None, sr)
     window, hop = int(round(float(config["crop_s"]) * sr)), int(round(float(config["hop_s"]) * sr))
+    chunk = window_chunk(config, window, torch.device(device), cls.cpu_chunk_samples)
+
+    def timed(max_batch):
+        sync(device)
+        start = time.perf_counter()
+        out = sliding_window_inference(predict, mono[0], window, hop, max_batch)
+        sync(device)
+        return out, time.perf_counter() - start
+
     with torch.no_grad():
-        sync(device)
-        wall = time.perf_counter()
-        batched = sliding_window_inference(predict, mono[0], window, hop)
-        sync(device)
-        t_batched = time.perf_counter() - wall
-        wall = time.perf_counter()
-        looped = sliding_window_inference(predict, mono[0], window, hop, max_batch=1)
-        sync(device)
-        t_looped = time.perf_counter() - wall
+        timed(chunk)  # warm-up at the chunk size
+        every, t_every = timed(None)
+        chunked, t_chunk = timed(chunk)
+        looped, t_looped = timed(1)
+    diff = max(float((every - looped).abs().max()), float((chunked - looped).abs().max()))
     return {"model": name, "train_steps_per_s": 1.0 / train_wall, "train_cpu_s_per_step": train_cpu,
             "batch": batch_size, "crop_s": float(config["crop_s"]), "rtf": rtf,
-            "windows": len(range(0, max(1, n - window + 1), hop)) + 1, "batched_s": t_batched, "looped_s": t_looped,
-            "speedup": t_looped / t_batched, "max_abs_diff": float((batched - looped).abs().max())}
+            "windows": len(window_starts(n, window, hop)), "chunk": chunk or 0,
+            "all_s": t_every, "chunked_s": t_chunk, "looped_s": t_looped,
+            "speedup_all": t_looped / t_every, "speedup_chunked": t_looped / t_chunk, "max_abs_diff": diff}
 
 
 def main() -> None:
@@ -134,14 +142,17 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     print(f"device {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"profile {args.profile}, {args.seconds:g} s clip")
+    print("all: every window in one call; chunk: the windows per call spatialize uses here (0 = all); "
+          "loop: one window per call; x: loop time / batched time")
     header = (f"{'model':22s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'RTF':>7s} {'windows':>7s} "
-              f"{'batched s':>9s} {'loop s':>8s} {'speedup':>7s} {'max|diff|':>9s}")
+              f"{'chunk':>5s} {'all s':>6s} {'chunk s':>7s} {'loop s':>7s} {'x all':>5s} {'x chunk':>7s} {'max|diff|':>9s}")
     print(header)
     for name in args.models.split(","):
         r = measure(name.strip(), args.profile, args.device, args.steps, args.seconds)
         print(f"{r['model']:22s} {r['batch']:5d} {r['train_steps_per_s']:12.3f} {r['train_cpu_s_per_step']:10.2f} "
-              f"{r['rtf']:7.3f} {r['windows']:7d} {r['batched_s']:9.2f} {r['looped_s']:8.2f} {r['speedup']:7.1f} "
-              f"{r['max_abs_diff']:9.1e}", flush=True)
+              f"{r['rtf']:7.3f} {r['windows']:7d} {r['chunk']:5d} {r['all_s']:6.2f} {r['chunked_s']:7.2f} "
+              f"{r['looped_s']:7.2f} {r['speedup_all']:5.1f} {r['speedup_chunked']:7.1f} {r['max_abs_diff']:9.1e}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ class TrainedModel(Model):
     """
 
     trains = True
+    # Windows per forward call on a CPU, in samples of window (baselines/common/inference.py:window_chunk);
+    # None: every window of a clip in one call, as on a GPU.
+    cpu_chunk_samples: int | None = None
 
     def __init__(self):
         self.config: dict | None = None

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from baselines.common.diffusion import GaussianDiffusion
+from baselines.common.inference import window_chunk
 from baselines.common.unet import MaskUNet, apply_complex_mask, istft_ri, stft_ri
 from baselines.common.visual import ResNet18Features, load_resnet18_weights
 from baselines.tas import SAF, TASModel, window_text
@@ -110,3 +111,13 @@ def test_window_text_picks_the_frame_under_the_centre():
     assert window_text(prompt, 5.0) == "f9"
     assert window_text({"text": "clip", "frames": None}, 0.3) == "clip"
     assert window_text("plain", 0.3) == "plain"
+
+
+
+def test_window_chunk_follows_the_device_and_the_config():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert window_chunk({}, 4000, cpu, 65536) == 16
+    assert window_chunk({}, 100_000, cpu, 65536) == 1
+    assert window_chunk({}, 4000, cpu, None) is None
+    assert window_chunk({}, 4000, gpu, 65536) is None
+    assert window_chunk({"window_batch": 3}, 4000, gpu, 65536) == 3
