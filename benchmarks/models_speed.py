@@ -1,7 +1,7 @@
 """Speed of the trained baselines: training steps/s, inference real-time factor, batched vs per-window.
 
     python3 benchmarks/models_speed.py [--profile small] [--models ours_saf,mono2binaural_visual]
-                                       [--device cpu|cuda] [--steps 3] [--seconds 10]
+                                       [--device cpu|cuda] [--steps 3] [--seconds 10] [--train-only]
 
 For each model, at the settings of ``--profile`` (its configs dict), from a fresh network:
   - training: ``--steps`` optimizer steps on random crops and prompts (after one warm-up step);
@@ -12,6 +12,7 @@ For each model, at the settings of ``--profile`` (its configs dict), from a fres
     the chunks that ``spatialize`` uses on this device (baselines/common/inference.py:window_chunk),
     and a loop of one window per call (``max_batch=1``); the loop's time over each batched time, and
     the largest absolute difference between the outputs (the same seeds are used, so it should be ~1e-6).
+``--train-only`` skips the inference figures (the paper profile's 50-step sampling takes hours on a CPU).
 The device, torch's thread count and the torch version are printed with the numbers: CPU figures
 depend on how many other jobs share the machine, so compare rows of one run only.
 """
@@ -62,7 +63,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(name: str, profile: str, device: str, steps: int, seconds: float) -> dict:
+def measure(name: str, profile: str, device: str, steps: int, seconds: float, train_only: bool = False) -> dict:
     cls = get_model_class(name)
     config = cls.configs[profile]
     model = cls()
@@ -87,6 +88,10 @@ def measure(name: str, profile: str, device: str, steps: int, seconds: float) ->
         train_step(k)
     sync(device)
     train_wall, train_cpu = (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+    trained = {"model": name, "train_steps_per_s": 1.0 / train_wall, "train_cpu_s_per_step": train_cpu,
+               "batch": batch_size, "crop_s": float(config["crop_s"]), "steps": int(config["steps"])}
+    if train_only:
+        return trained
     model.net.eval()
 
     sr = 16000
@@ -124,8 +129,7 @@ def measure(name: str, profile: str, device: str, steps: int, seconds: float) ->
         chunked, t_chunk = timed(chunk)
         looped, t_looped = timed(1)
     diff = max(float((every - looped).abs().max()), float((chunked - looped).abs().max()))
-    return {"model": name, "train_steps_per_s": 1.0 / train_wall, "train_cpu_s_per_step": train_cpu,
-            "batch": batch_size, "crop_s": float(config["crop_s"]), "rtf": rtf,
+    return {**trained, "rtf": rtf,
             "windows": len(window_starts(n, window, hop)), "chunk": chunk or 0,
             "all_s": t_every, "chunked_s": t_chunk, "looped_s": t_looped,
             "speedup_all": t_looped / t_every, "speedup_chunked": t_looped / t_chunk, "max_abs_diff": diff}
@@ -138,10 +142,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the inference clip")
+    parser.add_argument("--train-only", action="store_true", help="time training only")
     args = parser.parse_args()
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     print(f"device {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"profile {args.profile}, {args.seconds:g} s clip")
+          f"profile {args.profile}" + ("" if args.train_only else f", {args.seconds:g} s clip"))
+    if args.train_only:
+        print(f"{'model':22s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'profile steps':>13s} "
+              f"{'hours for them':>14s}")
+        for name in args.models.split(","):
+            r = measure(name.strip(), args.profile, args.device, args.steps, args.seconds, train_only=True)
+            print(f"{r['model']:22s} {r['batch']:5d} {r['train_steps_per_s']:12.4f} {r['train_cpu_s_per_step']:10.2f} "
+                  f"{r['steps']:13d} {r['steps'] / r['train_steps_per_s'] / 3600:14.2f}", flush=True)
+        return
     print("all: every window in one call; chunk: the windows per call spatialize uses here (0 = all); "
           "loop: one window per call; x: loop time / batched time")
     header = (f"{'model':22s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'RTF':>7s} {'windows':>7s} "
