@@ -31,7 +31,9 @@ results.json (SCHEMA_VERSION 1)::
                                     "version": int|str, "unit": str,
                                     "backbone": {"id": str, "sha256": 64 hex}   (optional)}}
     items              {"file": "items.jsonl", "sha256": 64 hex, "count": int}   (set by write_results)
-    extra              dict (free-form, e.g. the prompt parser's fallback count)
+    extra              dict (free-form, e.g. the prompt parser's fallback count; `tas-eval run` adds
+                       torch_threads and, for a trained model, trained_with {"device", "torch_threads",
+                       "torch"} of its checkpoint, null when the checkpoint predates that record)
 
 A results.json that exists means its run completed: write_results writes items.jsonl first and
 results.json last, each to a temporary file that is renamed into place, and results.json records

@@ -45,6 +45,10 @@ from tas_eval.validate import MODEL_JSON, read_model_json, read_prediction, requ
 log = logging.getLogger(__name__)
 
 FINAL_CHECKPOINT = "final.pt"
+# Beside final.pt: how it was trained. On a CPU the trained weights depend on torch's thread count
+# (ours_saf, small profile: the same data, config and seed gave direction_acc 0.691 with 1 thread and
+# 0.795 with 2), so a result is reproducible only with it; the checkpoint's own bytes stay as they were.
+TRAINED_WITH = "trained_with.json"
 SAMPLE_ITEMS = 3  # predicted clips kept under results/.../samples for listening
 GROUND_TRUTH = "ground_truth"  # results folder of the references scored against themselves
 CLIP_HEADROOM = 0.999  # a prediction whose peak exceeds 1 is scaled to this peak before it is written
@@ -125,14 +129,20 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
 # ----------------------------------------------------------------------------------------- training
 
 
+def trained_with(device: str) -> dict:
+    """What, besides config, data and seed, decides the trained weights: device, torch threads and version."""
+    return {"device": describe_device(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def prepare_model(cls: type, benchmark: Benchmark, split: int, config: dict, device: str, seed: int, key: str):
     """An instance of ``cls`` ready to predict: trained (or loaded from a matching checkpoint) if it trains.
 
-    Returns (model, checkpoint sha256 or None, seconds spent training).
+    Returns (model, checkpoint sha256 or None, seconds spent training, ``trained_with`` of the checkpoint
+    or None when it does not train or its checkpoint predates the record).
     """
     model = cls()
     if not getattr(cls, "trains", False):
-        return model, None, 0.0
+        return model, None, 0.0, None
     ckpt_dir = runs_root() / "checkpoints" / benchmark.dataset_id / f"split{split}" / f"{cls.name}-{key[:16]}"
     final = ckpt_dir / FINAL_CHECKPOINT
     seconds = 0.0
@@ -144,12 +154,15 @@ def prepare_model(cls: type, benchmark: Benchmark, split: int, config: dict, dev
         start = time.perf_counter()
         model.fit(benchmark, split, config, device, seed, ckpt_dir)
         seconds = time.perf_counter() - start
+        # A run resumed after an interruption records the threads of the run that finished it.
+        _write_json_atomic(ckpt_dir / TRAINED_WITH, trained_with(device))
         tmp = ckpt_dir / f".tmp-{FINAL_CHECKPOINT}-{os.getpid()}"
         model.save(tmp)
         os.replace(tmp, final)
         model = cls()  # predict from what was saved, exactly as a later run that reuses it will
     model.load(final)
-    return model, file_sha256(final), seconds
+    record = ckpt_dir / TRAINED_WITH
+    return model, file_sha256(final), seconds, json.loads(record.read_text()) if record.is_file() else None
 
 
 # ----------------------------------------------------------------------------------------- prediction
@@ -407,7 +420,7 @@ def run_model(
     out = []
     for split in splits:
         key = run_key(cls.name, config, benchmark.manifest_hash, split, seed, model_info(cls)["version"])
-        model, ckpt_sha, fit_seconds = prepare_model(cls, benchmark, split, config, device, seed, key)
+        model, ckpt_sha, fit_seconds, trained = prepare_model(cls, benchmark, split, config, device, seed, key)
         run_dir = runs_root() / "predictions" / benchmark.dataset_id / f"split{split}" / f"{cls.name}-{key[:16]}"
         start = time.perf_counter()
         pred = predict_split(model, benchmark, split, run_dir, device, seed,
@@ -422,7 +435,8 @@ def run_model(
             "extra": {"config_profile": train_profile, "run_key": key, "model_version": model_info(cls)["version"],
                       "guidance": model_info(cls)["guidance"],
                       "paper": model_info(cls)["paper"], "model_notes": pred["notes"],
-                      "items_predicted_in_this_run": pred["predicted"]},
+                      "items_predicted_in_this_run": pred["predicted"], "torch_threads": torch.get_num_threads(),
+                      "trained_with": trained},
         }
         results, folder = evaluate_predictions(run_dir / "predictions", benchmark, split, name=cls.name,
                                                results_root=results_root, device=device, run_info=run_info,

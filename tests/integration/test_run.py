@@ -245,10 +245,19 @@ def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchm
     common = dict(data=str(tiny_benchmark.root), device="cpu", results_root=tmp_path / "results")
     (first,) = run_model("counting_gain", [1], seed=0, **common)
     assert _CountingGain.fits == 1 and first["checkpoint_sha256"] is not None
-    (again,) = run_model("counting_gain", [1], seed=0, **common)
+    threads = torch.get_num_threads()
+    trained = {"device": "cpu", "torch_threads": threads, "torch": torch.__version__}
+    assert first["extra"]["trained_with"] == trained and first["extra"]["torch_threads"] == threads
+    torch.set_num_threads(threads + 1)
+    try:
+        (again,) = run_model("counting_gain", [1], seed=0, **common)
+    finally:
+        torch.set_num_threads(threads)
     assert _CountingGain.fits == 1  # reused, not retrained
     assert again["checkpoint_sha256"] == first["checkpoint_sha256"]
     assert again["extra"]["items_predicted_in_this_run"] == 0
+    # The record of the training travels with the checkpoint; the run's own thread count is its own.
+    assert again["extra"]["trained_with"] == trained and again["extra"]["torch_threads"] == threads + 1
     run_model("counting_gain", [1], seed=1, **common)  # another seed is another run key
     assert _CountingGain.fits == 2
 
