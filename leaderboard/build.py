@@ -221,7 +221,8 @@ def _row(folder: str, path: str, r: dict, columns: list[dict]) -> dict:
     return {
         "model": r["model"], "folder": folder, "file": path, "split": r["split"],
         "device": r["device"], "created_utc": r["created_utc"], "harness": r["harness"],
-        "checkpoint_sha256": r["checkpoint_sha256"], "cells": cells,
+        "checkpoint_sha256": r["checkpoint_sha256"], "trained_with": r.get("extra", {}).get("trained_with"),
+        "cells": cells,
     }
 
 

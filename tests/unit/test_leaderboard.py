@@ -49,7 +49,8 @@ def site(tmp_path_factory):
         add(root, "mono_mono", "mono_mono", split, 1.155 + shift, 5.7 - shift)
         add(root, "text_pan", "text_pan", split, 0.98 + shift, 6.3 + shift)
         add(root, "evil", EVIL, split, 1.02 + shift, 6.0)
-    add(root, "single", "single", 1, 0.5, 9.0)  # one split only: no mean row
+    trained = {"trained_with": {"device": "cpu", "torch_threads": 1, "torch": "2.13.0"}}
+    add(root, "single", "single", 1, 0.5, 9.0, extra=trained)  # one split only: no mean row
     add(root, "newer", "newer", 1, 0.4, 9.5, stft_version=2)  # another stft version: its own table
     add(root, "rebuilt", "rebuilt", 1, 0.6, 8.0, dataset={**DS, "manifest_sha256": "b" * 64})  # another build
     fd_a = metric(12.0, version=1, backbone={"id": "tas_cnn", "sha256": "c" * 64})
@@ -87,6 +88,13 @@ def test_outputs_and_per_split_tables(site):
     assert stft == sorted(stft) and stft[1] == 0.98
     assert [c["key"] for c in main_t["columns"]][:2] == ["stft@v1", "snr@v1"]
     assert {c["key"]: c["direction"] for c in main_t["columns"]}["snr@v1"] == "higher"
+
+
+def test_how_a_checkpoint_was_trained_is_shown(site):
+    root, out, paths = site
+    rows = {r["folder"]: r for r in table_of(json.loads(paths[1].read_text()), "single")["rows"]}
+    assert rows["single"]["trained_with"]["torch_threads"] == 1 and rows["text_pan"]["trained_with"] is None
+    assert "trained on cpu with 1 torch thread(s), torch 2.13.0" in paths[0].read_text()
 
 
 def test_versions_and_builds_are_never_ranked_together(site):
