@@ -137,12 +137,12 @@ class Mono2Binaural(TrainedModel):
         """The training loss of a ``sampler.batch(...)`` (the common signature of the trained baselines)."""
         return self.training_loss(batch, self._batch_guidance(sampler, batch))
 
-    def fit(self, benchmark, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
+    def fit(self, dataset, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
         """Train on the train part of ``split``; resumes from ``checkpoint_dir`` when it holds a state."""
         torch.manual_seed(seed)
         self._build(config)
         self.to(device)
-        sampler = CropSampler(benchmark, split, float(config["crop_s"]), seed)
+        sampler = CropSampler(dataset, split, float(config["crop_s"]), seed)
         if self.text_encoder is not None:
             self.text_encoder.encode(sampler.dense_texts())  # fills the encoder's cache once
         betas = (float(config["beta1"]), 0.999)

@@ -3,7 +3,7 @@
 The TAS paper (Table 1, "w/o Modality") and TASU (Table 2) describe it as "fake binaural audio
 created by channel duplication of mono audio". Under the FAIR-Play convention mono = L + R, so the
 prediction here is L = R = mono / 2: the difference channel D = L - R is zero and L + R gives back
-the input. The metrics peak-normalize both signals by default (REFERENCES.md), and then L = R = mono
+the input. The metrics peak-normalize both signals by default (docs/metrics.md), and then L = R = mono
 and L = R = mono / 2 score identically; halving also keeps the output inside [-1, 1] whenever the
 reference is, so the prediction never clips.
 """

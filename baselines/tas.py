@@ -252,9 +252,8 @@ class TASModel(TrainedModel):
     fusion = "saf"
     paper = PAPER
     configs = {"paper": _PAPER_CONFIG, "small": _SMALL_CONFIG, "tiny": _TINY_CONFIG}
-    # 16 windows of the small profile's 0.25 s on a CPU: `python3 benchmarks/models_speed.py` (10 s clip,
-    # 79 windows, 2 threads) timed ours_saf at 1.51 s with all windows in one call, 0.80 s in these
-    # chunks and 1.50 s one window at a time (the gated-convolution activations stay in cache).
+    # 16 windows of the small profile's 0.25 s per call on a CPU: with every window of a clip in one call
+    # the gated-convolution activations fall out of cache (benchmarks/models_speed.py times the three ways).
     cpu_chunk_samples = 65536
 
     # -- building --------------------------------------------------------------------------
@@ -287,12 +286,12 @@ class TASModel(TrainedModel):
         """The training loss of a ``sampler.batch(...)`` (the common signature of the trained baselines)."""
         return self.training_loss(batch, generator)
 
-    def fit(self, benchmark, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
+    def fit(self, dataset, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
         """Train on the train part of ``split``; resumes from ``checkpoint_dir`` when it holds a state."""
         torch.manual_seed(seed)
         self._build(config)
         self.to(device)
-        sampler = CropSampler(benchmark, split, float(config["crop_s"]), seed)
+        sampler = CropSampler(dataset, split, float(config["crop_s"]), seed)
         if self.text_encoder is not None:
             self.text_encoder.encode(sampler.dense_texts())  # fills the encoder's cache once
         optimizer = torch.optim.Adam(self.net.parameters(), lr=float(config["lr"]))

@@ -10,7 +10,7 @@ What it does, per clip:
    sides with equal weight average to the front).
 3. Rendering, as a source heard in a room: direct sound = the mono mixture (halved, the scale of one
    ear of L + R) convolved with the measured MIT KEMAR HRIR nearest to the frame's direction
-   (tas_eval.data.hrir, resampled from 44.1 kHz to the clip's rate); reverberant part = the same
+   (tas_eval.data.builtin.hrir, resampled from 44.1 kHz to the clip's rate); reverberant part = the same
    signal with no interaural difference (Mono-Mono: mono / 2 in both ears); both at Mono-Mono's
    energy, mixed with amplitude weights sqrt(f) and sqrt(1 - f), f = 1 / (1 + 10^(-DRR_DB / 10)) the
    direct share of the energy for a direct-to-reverberant ratio of DRR_DB = -6 dB (a source about
@@ -136,7 +136,7 @@ class TextPan(Model):
         """Nothing to load: the model has no parameters."""
 
     def _hrir(self, az: float, el: float, sr: int) -> np.ndarray:
-        from tas_eval.data.hrir import DEFAULT_SOFA, HRIRSet
+        from tas_eval.data.builtin.hrir import DEFAULT_SOFA, HRIRSet
 
         hset = HRIRSet.load(self.sofa_path or DEFAULT_SOFA)
         idx = int(hset.nearest_index(az, el))

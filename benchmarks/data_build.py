@@ -16,7 +16,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from tas_eval.data import build
+from tas_eval.data.builtin import build
 
 
 def main() -> None:

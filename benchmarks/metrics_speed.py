@@ -54,7 +54,7 @@ PERTURBATIONS = (
 def load_clips(args) -> tuple[list[np.ndarray], list[dict] | None, int]:
     """(references, annotations or None, sample rate)."""
     if args.data:
-        from tas_eval.data.benchmark import Benchmark
+        from tas_eval.data.builtin.benchmark import Benchmark
 
         bench = Benchmark(args.data)
         ids = bench.all_ids()[: args.clips]

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from tas_eval.data.hrir import HRIRSet
-from tas_eval.data.render import render_source
+from tas_eval.data.builtin.hrir import HRIRSet
+from tas_eval.data.builtin.render import render_source
 
 SR = 44100
 

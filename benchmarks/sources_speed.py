@@ -1,4 +1,4 @@
-"""Seconds per 10 s dry source, per category (tas_eval.data.sources.synthesize_source).
+"""Seconds per 10 s dry source, per category (tas_eval.data.builtin.sources.synthesize_source).
 
 Usage: python3 benchmarks/sources_speed.py [--n 8] [--sr 44100] [--duration 10]
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tas_eval.data import sources
+from tas_eval.data.builtin import sources
 
 
 def main() -> None:

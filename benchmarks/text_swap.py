@@ -39,7 +39,7 @@ OTHERS = [
 
 def benchmark_pairs(data: str, limit: int = 200) -> list[tuple[str, str]]:
     """Distinct (dense text, counterfactual) pairs of a built benchmark, at most ``limit``."""
-    from tas_eval.data.benchmark import Benchmark
+    from tas_eval.data.builtin.benchmark import Benchmark
 
     bench = Benchmark(data)
     pairs = set()

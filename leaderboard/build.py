@@ -41,6 +41,7 @@ import numpy as np
 import soundfile as sf
 
 from tas_eval.errors import UserError
+from tas_eval.io import write_bytes_atomic
 from tas_eval.results import (
     REFERENCE_DIR,
     REFERENCE_FILE,
@@ -495,8 +496,7 @@ def _copy_audio(source: Path, audio_dir: Path) -> str:
     name = hashlib.sha256(data).hexdigest()[:16] + ".wav"
     target = audio_dir / name
     if not target.is_file():
-        audio_dir.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        write_bytes_atomic(target, data)
     return f"{audio_dir.name}/{name}"
 
 
@@ -567,7 +567,7 @@ def _write_csv(path: Path, data: dict) -> None:
                         col["metric"], col["version"], b.get("id", ""), b.get("sha256", ""), col["direction"],
                         col["unit"], repr(cell["value"]), "" if cell["std"] is None else repr(cell["std"]),
                         "" if cell["stderr"] is None else repr(cell["stderr"]), cell["n"])])
-    path.write_text(buf.getvalue(), encoding="utf-8")
+    write_bytes_atomic(path, buf.getvalue().encode("utf-8"))
 
 
 def _jinja_env():
@@ -613,42 +613,7 @@ def build_site(results_root: str | os.PathLike, out_dir: str | os.PathLike) -> l
         arrows=ARROWS, data_json=public,
     )
     paths = [out / "index.html", out / "leaderboard.json", out / "leaderboard.csv"]
-    paths[0].write_text(html, encoding="utf-8")
-    paths[1].write_text(json.dumps(public, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_bytes_atomic(paths[0], html.encode("utf-8"))
+    write_bytes_atomic(paths[1], (json.dumps(public, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
     _write_csv(paths[2], public)
     return paths
-
-
-def cli_leaderboard(args) -> int:
-    """`tas-eval leaderboard --results DIR --out DIR`."""
-    paths = build_site(args.results, args.out)
-    data = json.loads(paths[1].read_text(encoding="utf-8"))
-    rows = sum(len(t["rows"]) for t in data["tables"])
-    log.info("leaderboard: %d results in %d tables, %d warnings -> %s", rows, len(data["tables"]),
-             len(data["warnings"]), paths[0])
-    return 0
-
-
-def _main(argv: list[str] | None = None) -> int:
-    """``python3 -m leaderboard.build --sync-display-schema [--check]``: regenerate display_schema.json's metric fields."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python3 -m leaderboard.build")
-    p.add_argument("--sync-display-schema", action="store_true", required=True)
-    p.add_argument("--check", action="store_true", help="only report differences; exit 1 if any")
-    args = p.parse_args(argv)
-    from tas_eval.metrics import list_metrics
-
-    schema = load_display_schema()
-    new, changes = sync_display_schema(schema, list_metrics())
-    for line in changes:
-        print(line)
-    if args.check:
-        return 1 if changes else 0
-    if changes:
-        DISPLAY_SCHEMA_PATH.write_text(json.dumps(new, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

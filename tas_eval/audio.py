@@ -1,6 +1,6 @@
 """Audio I/O and the signal conventions of the FAIR-Play line of work.
 
-Conventions (REFERENCES.md, "Audio conventions"): 16 kHz; mono = L + R; a model predicts D = L - R;
+Conventions (docs/metrics.md, "Audio conventions"): 16 kHz; mono = L + R; a model predicts D = L - R;
 L = (mono + D) / 2, R = (mono - D) / 2. Arrays are channel-first: (channels, samples).
 """
 
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from scipy.signal import resample_poly
 
 from tas_eval.errors import UserError
+from tas_eval.io import atomic_path
 
 SAMPLE_RATE = 16000
 
@@ -40,8 +39,6 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str 
     """
     from scipy.io import wavfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
@@ -51,14 +48,8 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str 
         data = np.ascontiguousarray(audio.T)
     else:
         raise ValueError(f"unsupported WAV subtype {subtype!r}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         wavfile.write(tmp, sr, data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -72,7 +63,7 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 def peak_normalize(x: torch.Tensor | np.ndarray, eps: float = 1e-20):
     """Divide each item by its peak over ALL its channels together, ``x / max(eps, max|x|)``.
 
-    Works on (C, T) or batched (B, C, T); the interaural level difference survives (REFERENCES.md).
+    Works on (C, T) or batched (B, C, T); the interaural level difference survives (docs/metrics.md).
     """
     if isinstance(x, np.ndarray):
         peak = np.abs(x).reshape(x.shape[0], -1).max(axis=1) if x.ndim == 3 else np.abs(x).max()

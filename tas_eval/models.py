@@ -15,10 +15,11 @@ A model is a class (a baseline in ``baselines/`` or a user's package) that decla
 
 and implements::
 
-    fit(benchmark, split, config, device, seed, checkpoint_dir)   train on the train part of a split;
-        resumable: it keeps its own intermediate checkpoints in checkpoint_dir and continues from
-        the newest one when called again
+    fit(dataset, split, config, device, seed, checkpoint_dir)   train on the train part of a split
+        of a dataset (tas_eval.data.protocol); resumable: it keeps its own intermediate checkpoints
+        in checkpoint_dir and continues from the newest one when called again
     save(path) / load(path)    the trained state, one file
+    to(device)                 move everything inference uses to the device (returns the model)
     spatialize(mono, sr, prompts, frames) -> binaural
 
 ``spatialize`` gets ``mono`` as a torch tensor (B, 1, T) (mono = L + R, the FAIR-Play convention)
@@ -33,12 +34,13 @@ guidance, else a list of B prompt dicts that hold TEXT ONLY (never the annotatio
 
 (built by ``prompt_from_annotation``). ``frames`` is None for models without visual guidance, else a
 list of B callables ``frames[b](times_s, size=(224, 224)) -> uint8 (N, H, W, 3)`` rendering the
-scene's video frames at times in seconds on demand (tas_eval.data.dataset.TASDataset.frame_renderer).
+item's video frames at times in seconds on demand (the dataset's ``frames``).
 
 How the runner uses a model: ``cls()`` (no arguments); if ``trains``: ``fit(...)`` then
 ``save(final)`` unless a matching checkpoint exists, then ``load(final)`` (so save must store
-everything load needs: weights AND config); a torch.nn.Module is moved to the device and put in
-eval mode; ``spatialize`` runs under torch.inference_mode() on batches of test clips. A model may
+everything load needs: weights AND config); then ``to(device)`` for every model, so that inference
+runs on the device the results record (a torch.nn.Module is also put in eval mode); ``spatialize``
+runs under torch.inference_mode() on batches of test clips, ``mono`` on that device. A model may
 set ``last_notes`` (a list of B dicts of numbers) in spatialize: the runner sums them over the test
 items into the results' extra field (text_pan reports its parser fallbacks this way).
 
@@ -53,6 +55,7 @@ pyproject.toml::
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,11 +71,18 @@ MODELS = Registry("model", "tas_eval.models")
 
 # Built-in models, imported only when asked for.
 _BUILTINS = {
-    # training-free baselines (issue 4)
+    # training-free baselines
     "mono_mono": "baselines.mono_mono:MonoMono",
     "text_pan": "baselines.text_pan:TextPan",
-    # published models (issue 5) are added here, one line each: "name": "baselines.<module>:<Class>"
-    "mono2binaural_visual": "baselines.mono2binaural:Mono2BinauralVisual", "mono2binaural_text": "baselines.mono2binaural:Mono2BinauralText", "ours": "baselines.tas:Ours", "ours_saf": "baselines.tas:OursSAF", "audio_only": "baselines.tas:AudioOnly", "add": "baselines.tas:OursAdd", "conv": "baselines.tas:OursConv", "ours_saf_tokens": "baselines.tas:OursTokenSAF",
+    # published models, one line each: "name": "baselines.<module>:<Class>"
+    "mono2binaural_visual": "baselines.mono2binaural:Mono2BinauralVisual",
+    "mono2binaural_text": "baselines.mono2binaural:Mono2BinauralText",
+    "ours": "baselines.tas:Ours",
+    "ours_saf": "baselines.tas:OursSAF",
+    "audio_only": "baselines.tas:AudioOnly",
+    "add": "baselines.tas:OursAdd",
+    "conv": "baselines.tas:OursConv",
+    "ours_saf_tokens": "baselines.tas:OursTokenSAF",
 }
 for _name, _target in _BUILTINS.items():
     MODELS.add_lazy(_name, _target)
@@ -89,8 +99,12 @@ class Model:
     trains: bool = False
     configs: dict[str, dict] = {"paper": {}, "small": {}}
 
-    def fit(self, benchmark, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
-        """Train on the train part of ``split``; training-free models do nothing."""
+    def fit(self, dataset, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
+        """Train on the train part of ``split`` of ``dataset``; training-free models do nothing."""
+
+    def to(self, device) -> "Model":
+        """Move what inference uses to ``device``; a model without tensors of its own has nothing to move."""
+        return self
 
     def save(self, path: str | Path) -> None:
         """Write the trained state to ``path`` (one file)."""
@@ -166,3 +180,15 @@ def prompt_from_annotation(annotation: dict, held_out: bool = False) -> dict:
         "clip_prompts": [{k: p.get(k) for k in ("type", "text", "phrasing")} for p in clip],
         "frames": [{"t0": float(f["t0"]), "text": str(f.get("text", ""))} for f in frames] if frames else None,
     }
+
+
+def text_at(annotation: dict | None, t_s: float) -> str:
+    """The text guiding the audio around ``t_s`` seconds: the dense (TASBench-style) text of the 0.1 s
+    frame holding ``t_s`` (clamped to the annotated frames), else the clip's direction prompt, else ""."""
+    from tas_eval.data.scene import FRAME_RATE
+
+    frames = (annotation or {}).get("frames")
+    if frames:
+        k = int(min(max(math.floor(t_s * FRAME_RATE), 0), len(frames) - 1))
+        return str(frames[k].get("text", ""))
+    return prompt_from_annotation(annotation or {})["text"] or ""

@@ -50,7 +50,6 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
@@ -59,6 +58,8 @@ import numpy as np
 import soundfile as sf
 
 from tas_eval import __version__
+from tas_eval import io as tio
+from tas_eval.audio import mono_from_binaural
 from tas_eval.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -306,20 +307,6 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"{type(x).__name__} is not JSON serializable")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, flush it to disk, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def items_bytes(items: list[dict]) -> bytes:
     """The items.jsonl content: one sorted-key JSON object per line, in the given order."""
     lines = []
@@ -348,8 +335,8 @@ def write_results(folder: str | os.PathLike, results: dict, items: list[dict]) -
     text = _dumps(results, where=str(folder / RESULTS_FILE))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESULTS_FILE).unlink(missing_ok=True)
-    _atomic_write_bytes(folder / ITEMS_FILE, data)
-    _atomic_write_bytes(folder / RESULTS_FILE, (text + "\n").encode())
+    tio.write_bytes_atomic(folder / ITEMS_FILE, data)
+    tio.write_bytes_atomic(folder / RESULTS_FILE, (text + "\n").encode())
     return folder / RESULTS_FILE
 
 
@@ -454,14 +441,8 @@ def _write_sample(path: Path, audio: np.ndarray, sr: int) -> None:
         raise UserError(f"{path}: the sample holds non-finite values.")
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     audio = audio * (SAMPLE_PEAK / peak) if peak > 0 else audio
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
-    os.close(fd)
-    try:
+    with tio.atomic_path(path) as tmp:
         sf.write(tmp, audio.T.astype(np.float32), int(sr), subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_samples(folder: str | os.PathLike, items: dict[str, np.ndarray], sr: int) -> list[Path]:
@@ -500,8 +481,8 @@ def write_reference_samples(
     for item_id, audio in references.items():
         audio = np.asarray(audio)
         path = folder / SAMPLES_DIR / f"{item_id}.mono.wav"
-        _write_sample(path, audio[0:1] + audio[1:2], sr)
+        _write_sample(path, mono_from_binaural(audio), sr)
         paths.append(path)
     info = {"dataset": dict(dataset), "split": int(split), "items": sorted(references)}
-    _atomic_write_bytes(folder / REFERENCE_FILE, (_dumps(info, where=str(folder / REFERENCE_FILE)) + "\n").encode())
+    tio.write_bytes_atomic(folder / REFERENCE_FILE, (_dumps(info, where=str(folder / REFERENCE_FILE)) + "\n").encode())
     return paths

@@ -6,7 +6,7 @@ description, guidance). Validation names every problem per file and never falls 
 
 - the exact set of item ids: a missing file and an extra file are both problems;
 - each WAV: a regular file (a symbolic link is refused and never followed, wherever it points; a
-  sub-folder, a FIFO or a device is refused), WAV format, 2 channels, the benchmark's sample rate,
+  sub-folder, a FIFO or a device is refused), WAV format, 2 channels, the dataset's sample rate (16 kHz),
   the reference's length in samples, finite samples, no clipping (any |x| > 1);
 - a file name that is not ``<test item id>.wav`` or ``model.json`` is an extra file;
 - model.json: a JSON object whose "name" (if given) is a safe folder name.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tas_eval.data.benchmark import Benchmark
+from tas_eval.data.protocol import Dataset
 from tas_eval.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -106,16 +106,11 @@ def _check_model_json(fh) -> list[str]:
     return problems
 
 
-def reference_lengths(benchmark: Benchmark, ids: list[str]) -> dict[str, int]:
-    """Length in samples of each reference WAV (from the file headers)."""
-    return {item_id: sf.info(str(benchmark.audio_path(item_id))).frames for item_id in ids}
-
-
-def validate_predictions(directory: str | os.PathLike, benchmark: Benchmark, split: int) -> list[str]:
+def validate_predictions(directory: str | os.PathLike, dataset: Dataset, split: int) -> list[str]:
     """Every problem of a predictions directory for the test part of ``split``, one string per problem,
     each starting with the file it concerns; an empty list means the directory can be scored."""
     directory = Path(directory)
-    ids = benchmark.split_ids(split, "test")
+    ids = dataset.split_ids(split, "test")
     expected = {f"{item_id}.wav": item_id for item_id in ids}
     if not directory.exists():
         return [f"{directory}: does not exist"]
@@ -127,7 +122,7 @@ def validate_predictions(directory: str | os.PathLike, benchmark: Benchmark, spl
         return [f"{directory}: cannot be opened ({exc.strerror})"]
     problems: list[str] = []
     try:
-        lengths = reference_lengths(benchmark, ids)
+        lengths = {item_id: dataset.num_samples(item_id) for item_id in ids}
         seen = set()
         with os.scandir(dir_fd) as entries:
             listing = sorted(entries, key=lambda e: e.name)
@@ -158,7 +153,7 @@ def validate_predictions(directory: str | os.PathLike, benchmark: Benchmark, spl
                 problems.append(f"{shown}: {opened}")
                 continue
             with opened:
-                problems += [f"{shown}: {p}" for p in _check_wav(opened, benchmark.sample_rate, lengths[expected[name]])]
+                problems += [f"{shown}: {p}" for p in _check_wav(opened, dataset.sample_rate, lengths[expected[name]])]
         for name in sorted(set(expected) - seen):
             problems.append(f"{name}: missing (test item '{expected[name]}' of split {split} has no prediction)")
     finally:
@@ -192,26 +187,9 @@ def read_prediction(directory: str | os.PathLike, item_id: str) -> np.ndarray:
         return np.ascontiguousarray(f.read(dtype="float32", always_2d=True).T)
 
 
-def require_valid(directory: str | os.PathLike, benchmark: Benchmark, split: int) -> None:
+def require_valid(directory: str | os.PathLike, dataset: Dataset, split: int) -> None:
     """Raise a UserError listing every problem unless the directory validates."""
-    problems = validate_predictions(directory, benchmark, split)
+    problems = validate_predictions(directory, dataset, split)
     if problems:
         listing = "\n  ".join(problems)
         raise UserError(f"{directory}: {len(problems)} problem{'s' if len(problems) != 1 else ''}, nothing was scored:\n  {listing}")
-
-
-def cli_validate(args) -> int:
-    """`tas-eval validate DIR --split N`: print every problem; exit 1 if there is any."""
-    from tas_eval.data.build import resolve_benchmark
-
-    benchmark = resolve_benchmark(args.profile, args.data_seed, args.data, build_if_missing=False)
-    problems = validate_predictions(args.predictions, benchmark, args.split)
-    if problems:
-        for p in problems:
-            print(p)
-        print(f"{args.predictions}: INVALID ({len(problems)} problem{'s' if len(problems) != 1 else ''}) for split "
-              f"{args.split} of {benchmark.dataset_id}")
-        return 1
-    print(f"{args.predictions}: valid ({len(benchmark.split_ids(args.split, 'test'))} items) for split {args.split} "
-          f"of {benchmark.dataset_id}")
-    return 0

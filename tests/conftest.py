@@ -26,6 +26,6 @@ def isolated_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_benchmark(isolated_home):
     """The tiny profile (24 clips of 4 s, seed 3), built once per session where `resolve_benchmark` finds it."""
-    from tas_eval.data.build import resolve_benchmark
+    from tas_eval.data.builtin.benchmark import resolve_benchmark
 
     return resolve_benchmark("tiny", TINY_SEED)

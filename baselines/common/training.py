@@ -10,7 +10,6 @@ too: 2.5D-Visual-Sound data/audioVisual_dataset.py).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -18,8 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tas_eval.data.benchmark import Benchmark
-from tas_eval.data.dataset import nearest_frame_text
+from tas_eval.audio import mono_from_binaural
+from tas_eval.data.protocol import Dataset
+from tas_eval.io import atomic_path
+from tas_eval.models import text_at
 
 log = logging.getLogger(__name__)
 
@@ -29,37 +30,38 @@ TRAIN_STATE = "train_state.pt"
 class CropSampler:
     """Random training crops of one part of one split, deterministic in (seed, step)."""
 
-    def __init__(self, benchmark: Benchmark, split: int, crop_s: float, seed: int, part: str = "train"):
-        self.benchmark = benchmark
-        self.ids = benchmark.split_ids(split, part)
-        self.sr = benchmark.sample_rate
+    def __init__(self, dataset: Dataset, split: int, crop_s: float, seed: int, part: str = "train"):
+        self.dataset = dataset
+        self.ids = dataset.split_ids(split, part)
+        self.sr = dataset.sample_rate
         self.length = int(round(crop_s * self.sr))
         self.seed = seed
         self._audio: dict[str, np.ndarray] = {}
         self._annotation: dict[str, dict] = {}
         self._renderers: dict[str, Callable] = {}
-        self._dataset = None
 
     def _clip(self, item_id: str) -> tuple[np.ndarray, dict]:
         if item_id not in self._audio:
-            self._audio[item_id] = self.benchmark.binaural(item_id)
-            self._annotation[item_id] = self.benchmark.annotation(item_id)
+            self._audio[item_id] = self.dataset.binaural(item_id)
+            self._annotation[item_id] = self.dataset.annotation(item_id) or {}
         return self._audio[item_id], self._annotation[item_id]
 
     def dense_texts(self) -> list[str]:
         """Every distinct dense (per 0.1 s frame) text of the part, sorted: to encode once before training."""
         texts = set()
         for item_id in self.ids:
-            texts.update(str(f.get("text", "")) for f in self._clip(item_id)[1]["frames"])
+            annotation = self._clip(item_id)[1]
+            texts.update(str(f.get("text", "")) for f in annotation.get("frames") or [])
+            texts.add(text_at(annotation, 0.0))
         return sorted(texts)
 
     def batch(self, step: int, batch_size: int) -> dict:
         """Crops of training step ``step``.
 
         Returns ``mono`` (B, 1, W) = L + R and ``binaural`` (B, 2, W), both divided by the RMS of the
-        mono crop; ``diff`` (B, 1, W) = L - R on the same scale; ``prompts`` (the dense text nearest
-        each crop's centre, as the TAS paper trains); ``item_ids`` and ``centres_s`` (crop centres in
-        the clip, seconds).
+        mono crop; ``diff`` (B, 1, W) = L - R on the same scale; ``prompts`` (the dense text of the
+        frame holding each crop's centre, as the TAS paper trains, else the clip prompt:
+        tas_eval.models.text_at); ``item_ids`` and ``centres_s`` (crop centres in the clip, seconds).
         """
         rng = np.random.default_rng([self.seed, step])
         picks = rng.integers(0, len(self.ids), batch_size)
@@ -74,11 +76,11 @@ class CropSampler:
                 crop = np.pad(crop, ((0, 0), (0, self.length - crop.shape[1])))
             centre = (start + self.length / 2) / self.sr
             crops.append(crop)
-            prompts.append(nearest_frame_text(annotation, centre))
+            prompts.append(text_at(annotation, centre))
             ids.append(item_id)
             centres.append(centre)
         binaural = torch.from_numpy(np.stack(crops)).float()
-        mono = binaural[:, 0:1] + binaural[:, 1:2]
+        mono = mono_from_binaural(binaural)
         scale = mono.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-8)
         binaural = binaural / scale
         mono = mono / scale
@@ -87,22 +89,17 @@ class CropSampler:
 
     def frames(self, item_ids: list[str], times_s: list[float], size: tuple[int, int]) -> np.ndarray:
         """uint8 (B, H, W, 3): the video frame of each item at its time (seconds into the clip)."""
-        if self._dataset is None:
-            from tas_eval.data.dataset import TASDataset
-
-            self._dataset = TASDataset(self.benchmark, 1, "train")
         out = []
         for item_id, t in zip(item_ids, times_s):
             if item_id not in self._renderers:
-                self._renderers[item_id] = self._dataset.frame_renderer(item_id)
+                self._renderers[item_id] = self.dataset.frames(item_id)
             out.append(self._renderers[item_id]([t], size=size)[0])
         return np.stack(out)
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train_loop(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_at: Callable[[int], torch.Tensor],

@@ -23,7 +23,7 @@ WIN = 400
 def stft_ri(x: torch.Tensor) -> torch.Tensor:
     """(B, T) waveforms -> (B, 2, 257, frames) real and imaginary STFT (Hann 400, hop 160, centred).
 
-    The centre padding is zeros, as librosa >= 0.9 pads (REFERENCES.md, pain point 1).
+    The centre padding is zeros, as librosa >= 0.9 pads (docs/metrics.md, "Known pain points of the reference tools").
     """
     window = torch.hann_window(WIN, device=x.device, dtype=x.dtype)
     spec = torch.stft(x, N_FFT, HOP, WIN, window, center=True, pad_mode="constant", return_complex=True)

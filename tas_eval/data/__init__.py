@@ -1,2 +1,2 @@
-"""The built-in benchmark (built deterministically from measured HRIRs and sampled sources) and
-adapters for the real datasets in their published layouts."""
+"""Datasets: the protocol every dataset meets (protocol.py), the registry (registry.py), the built-in
+benchmark (builtin/) and adapters for real datasets in their published layouts (adapters/)."""

@@ -77,8 +77,22 @@ def noun(category: str) -> str:
     return NOUNS.get(category, category.replace("_", " "))
 
 
+_CATEGORY_OF_NOUN = {v: k for k, v in NOUNS.items()}
+
+
+def category_id(name: str) -> str:
+    """The category id of a name as a dataset writes it: "Upright Bass" and "upright_bass" -> "upright_bass",
+    "speaker" -> "speech"; an unknown name keeps its words, lowercase, joined by "_"."""
+    words = " ".join(name.replace("_", " ").lower().split())
+    return _CATEGORY_OF_NOUN.get(words, words.replace(" ", "_"))
+
+
 def _lateral(source: dict) -> float:
     return lateral_angle(float(source["azimuth"]), float(source.get("elevation", 0.0) or 0.0))
+
+
+# Left-to-right rank of a label, for sources annotated with a label only (TASBench gives no angles).
+_LABEL_RANK = {"left": 1.0, "center": 0.0, "right": -1.0}
 
 
 # ---------------------------------------------------------------------------------------------- dense text
@@ -87,14 +101,16 @@ def _lateral(source: dict) -> float:
 def dense_text(sources: list[dict]) -> str:
     """TASBench-style text of one 0.1 s frame from its SOUNDING sources.
 
-    Each source is a dict with "category", "label" ("left"/"center"/"right") and "azimuth" (and
-    optionally "elevation") in degrees. Sources are listed left to right (lateral angle descending), as
-    "the <noun> on the left" / "in the center" / "on the right", joined by ", ". A category sounding
+    Each source is a dict with "category" and "label" ("left"/"center"/"right") and "azimuth" (and
+    optionally "elevation") in degrees, or with "category" and "label" only (TASBench-style annotations).
+    Sources are listed left to right (lateral angle descending; by label when a source has no azimuth),
+    as "the <noun> on the left" / "in the center" / "on the right", joined by ", ". A category sounding
     more than once is written "a cello ..., another cello ...". No source gives SILENCE.
     """
     if not sources:
         return SILENCE
-    ordered = sorted(sources, key=_lateral, reverse=True)  # sorted() is stable: ties keep the input order
+    key = _lateral if all("azimuth" in s for s in sources) else (lambda s: _LABEL_RANK[s["label"]])
+    ordered = sorted(sources, key=key, reverse=True)  # sorted() is stable: ties keep the input order
     counts: dict[str, int] = {}
     for s in ordered:
         counts[s["category"]] = counts.get(s["category"], 0) + 1

@@ -6,6 +6,9 @@ the ``tas_eval.metrics`` entry-point group, e.g. in their pyproject.toml::
     [project.entry-points."tas_eval.metrics"]
     my_metric = "my_package.metrics:MY_METRIC"      # a tas_eval.metrics.base.Metric
 
+``score`` is the one entry point that scores a set of predictions: the per-item metrics through
+``compute_metrics`` and the set-level ones (FD, FAD, KL, IS) through
+tas_eval.metrics.generative.compute_generative, each summarized into a ``MetricRecord``.
 ``compute_metrics`` scores aligned predictions and references: both are peak-normalized over both
 channels together (on by default, as the reference scripts do), moved to torch on the chosen device
 in batches of equal-length clips, and every metric is evaluated on the batch with one shared
@@ -18,7 +21,7 @@ ddof = 1) and stderr = std / sqrt(n) over items; over several splits, the mean o
 from __future__ import annotations
 
 import logging
-import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -27,9 +30,12 @@ from tqdm import tqdm
 
 from tas_eval.audio import peak_normalize
 from tas_eval.errors import UserError
-from tas_eval.metrics.base import Metric
+from tas_eval.metrics.base import Metric, MetricRecord, SetMetric, summarize
 from tas_eval.metrics.transforms import TransformCache
 from tas_eval.registry import Registry
+
+__all__ = ["METRICS", "Metric", "MetricRecord", "Scores", "SetMetric", "compute_metrics", "get_metric", "list_metrics",
+           "mean_over_splits", "score", "split_metric_ids", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -164,27 +170,6 @@ def compute_metrics(
     return out
 
 
-def summarize(values) -> dict:
-    """{"value": mean, "std": sample std (ddof 1, as statistics.stdev), "stderr": std / sqrt(n), "n": n}.
-
-    Non-finite values (an item a metric cannot score, e.g. no annotated frame) are left out of every
-    statistic and counted in "n_missing" (present only when non-zero). std and stderr are None for n < 2.
-    """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    finite = v[np.isfinite(v)]
-    n = int(finite.size)
-    std = float(finite.std(ddof=1)) if n >= 2 else None
-    out = {
-        "value": float(finite.mean()) if n else float("nan"),
-        "std": std,
-        "stderr": std / math.sqrt(n) if std is not None else None,
-        "n": n,
-    }
-    if v.size > n:
-        out["n_missing"] = int(v.size - n)
-    return out
-
-
 def mean_over_splits(split_summaries: list[dict]) -> dict:
     """The mean of the split means, as papers report, with the std across splits (ddof 1) and their number."""
     means = np.array([s["value"] for s in split_summaries], dtype=np.float64)
@@ -193,12 +178,48 @@ def mean_over_splits(split_summaries: list[dict]) -> dict:
     return {"value": float(means.mean()) if k else float("nan"), "std": std, "n_splits": k}
 
 
-def cli_list(args) -> int:
-    """`tas-eval metrics list`: id, direction, unit, version, provenance and definition of every metric."""
-    rows = [["id", "direction", "unit", "version", "provenance", "definition"]]
-    for m in list_metrics():
-        rows.append([str(getattr(m, k, "")) for k in ("id", "direction", "unit", "version", "provenance", "definition")])
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join([cell.ljust(w) for cell, w in zip(r[:-1], widths)] + [r[-1]]).rstrip())
-    return 0
+@dataclass
+class Scores:
+    """What ``score`` gives: a record per metric with a value, the per-item values of the per-item
+    metrics ((N,) float64, NaN where an item could not be scored), and the per-item metrics that
+    could score no item at all (they have no record)."""
+
+    records: dict[str, MetricRecord] = field(default_factory=dict)
+    per_item: dict[str, np.ndarray] = field(default_factory=dict)
+    unscored: list[str] = field(default_factory=list)
+
+
+def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
+    """(per-item ids, set-level ids) of a list of metric ids; (None, None) for None (= every metric)."""
+    if metric_ids is None:
+        return None, None
+    set_ids = [i for i in metric_ids if isinstance(get_metric(i), SetMetric)]
+    return [i for i in metric_ids if i not in set_ids], set_ids
+
+
+def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequence[dict] | None = None,
+          metric_ids: Sequence[str] | None = None, device: str = "cpu", generative=None,
+          dataset_hash: str | None = None, split: int | None = None) -> Scores:
+    """Every metric of aligned predictions and references ((2, T) each, ``sr`` Hz): the one scoring entry.
+
+    Per-item metrics run on peak-normalized clips (``compute_metrics``); set-level metrics run with
+    ``generative`` (a tas_eval.metrics.generative.GenerativeOptions; default options when None), their
+    reference statistics cached under ``dataset_hash`` and ``split`` when both are given.
+    ``metric_ids`` None means every registered metric whose needs are met.
+    """
+    from tas_eval.metrics.generative import compute_generative
+
+    item_metric_ids, set_metric_ids = split_metric_ids(metric_ids)
+    out = Scores()
+    values = compute_metrics(preds, refs, sr, metric_ids=item_metric_ids, normalize=True, annotations=annotations,
+                             device=device)
+    for mid, v in values.items():
+        record = MetricRecord.of_items(get_metric(mid), v)
+        if record is None:  # no item could be scored (e.g. no annotated frame): no number to record
+            out.unscored.append(mid)
+            continue
+        out.records[mid] = record
+        out.per_item[mid] = v
+    out.records.update(compute_generative(preds, refs, sr, generative, item_ids=item_ids, metric_ids=set_metric_ids,
+                                          dataset_hash=dataset_hash, split=split, device=device))
+    return out

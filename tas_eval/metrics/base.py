@@ -10,8 +10,11 @@ A metric must accept and ignore context keywords it does not use (``**ctx``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Callable
+
+import numpy as np
 
 DIRECTIONS = ("lower", "higher")
 
@@ -21,8 +24,8 @@ class Metric:
     """One per-item metric: identity, meaning and its batched function (see the module docstring).
 
     ``version`` changes whenever the definition or a parameter changes, so that values computed with
-    different definitions are never compared. ``provenance`` names the REFERENCES.md row (source
-    script or paper) that the metric implements; ``definition`` is one exact line.
+    different definitions are never compared. ``provenance`` names the section of docs/metrics.md
+    (source script or paper) that the metric implements; ``definition`` is one exact line.
     """
 
     id: str
@@ -64,3 +67,76 @@ class SetMetric:
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
             raise ValueError(f"Metric '{self.id}': direction must be 'lower' or 'higher', not {self.direction!r}.")
+
+
+def summarize(values) -> dict:
+    """{"value": mean, "std": sample std (ddof 1, as statistics.stdev), "stderr": std / sqrt(n), "n": n}.
+
+    Non-finite values (an item a metric cannot score, e.g. no annotated frame) are left out of every
+    statistic and counted in "n_missing" (present only when non-zero). std and stderr are None for n < 2.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = v[np.isfinite(v)]
+    n = int(finite.size)
+    std = float(finite.std(ddof=1)) if n >= 2 else None
+    out = {
+        "value": float(finite.mean()) if n else float("nan"),
+        "std": std,
+        "stderr": std / math.sqrt(n) if std is not None else None,
+        "n": n,
+    }
+    if v.size > n:
+        out["n_missing"] = int(v.size - n)
+    return out
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """What a results file records for one metric on one split, per-item or set-level alike.
+
+    ``value`` is the mean over items (per-item metrics) or the set's value (set-level metrics, whose
+    ``std`` and ``stderr`` are None); ``n`` counts the items that entered it, ``n_missing`` those a
+    per-item metric could not score. Set-level metrics add the ``backbone`` {"id", "sha256"}, the
+    ``channel_mode`` and metric-specific ``details``.
+    """
+
+    value: float
+    std: float | None
+    stderr: float | None
+    n: int
+    direction: str
+    version: str
+    unit: str
+    n_missing: int = 0
+    backbone: dict | None = None
+    channel_mode: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def of_items(cls, metric, values) -> "MetricRecord | None":
+        """The record of a per-item metric's values (N,); None when no item could be scored."""
+        summary = summarize(values)
+        if summary["n"] == 0:
+            return None
+        return cls(summary["value"], summary["std"], summary["stderr"], summary["n"], metric.direction,
+                   metric.version, metric.unit, n_missing=summary.get("n_missing", 0),
+                   backbone=getattr(metric, "backbone", None))
+
+    @classmethod
+    def of_set(cls, metric, value: float, n: int, backbone: dict, channel_mode: str, details: dict) -> "MetricRecord":
+        """The record of a set-level metric computed once over ``n`` clips."""
+        return cls(float(value), None, None, int(n), metric.direction, metric.version, metric.unit,
+                   backbone=dict(backbone), channel_mode=channel_mode, details=dict(details))
+
+    def as_dict(self) -> dict:
+        """The JSON object of the results file's "metrics" entry."""
+        out = {"value": self.value, "std": self.std, "stderr": self.stderr, "n": self.n,
+               "direction": self.direction, "version": self.version, "unit": self.unit}
+        if self.n_missing:
+            out["n_missing"] = self.n_missing
+        if self.backbone is not None:
+            out["backbone"] = dict(self.backbone)
+        if self.channel_mode is not None:
+            out["channel_mode"] = self.channel_mode
+            out["details"] = dict(self.details)
+        return out

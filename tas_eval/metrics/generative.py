@@ -1,6 +1,6 @@
 """Generative metrics, set-level: FD, FAD, KL (softmax and sigmoid variants) and IS, scored on BOTH ears.
 
-Definitions follow audioldm_eval (REFERENCES.md, "Generation metrics (TASU)"), with one change: the
+Definitions follow audioldm_eval (docs/metrics.md, "Generation metrics"), with one change: the
 published tools score one channel or a mono downmix, so they cannot see space; here each ear is
 embedded separately (channel mode "lr"; "lrs" adds the side signal L - R as a third channel):
 
@@ -30,108 +30,22 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 from scipy.special import expit, log_softmax, softmax, xlogy
-from tqdm import tqdm
 
 from tas_eval.errors import UserError
-from tas_eval.metrics.base import SetMetric
+from tas_eval.metrics import stats_cache
+from tas_eval.metrics.base import MetricRecord, SetMetric
+from tas_eval.metrics.embeddings import CHANNEL_MODES, DEFAULT_CHANNEL_MODE, EmbeddingSet, embed_set
 
 log = logging.getLogger(__name__)
 
-CHANNEL_MODES = {"lr": ("L", "R"), "lrs": ("L", "R", "L-R")}
-DEFAULT_CHANNEL_MODE = "lr"
 KL_EPS = 1e-6  # added to the prediction's probabilities before the log, as audioldm_eval
 IS_SPLITS = 10
 IS_SEED = 2020  # audioldm_eval's shuffle seed
-EMBEDDING_VERSION = "1"  # how clips become embeddings (normalization, channels, framing); part of cache keys
-
-
-# ----------------------------------------------------------------------------------------- embeddings
-
-
-@dataclass
-class EmbeddingSet:
-    """A set of clips as the backbone sees them, all float64.
-
-    ``clip`` (N, K*D): per clip, its K channels' embeddings concatenated; ``frames`` (M, K*D): per
-    0.96 s frame, its K channels' frame embeddings concatenated (all frames of all clips);
-    ``logits`` (N, K, C) or None for a backbone without a classifier; ``channels`` the K channel names.
-    """
-
-    item_ids: list[str]
-    channels: tuple[str, ...]
-    clip: np.ndarray
-    frames: np.ndarray
-    logits: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.item_ids)
-
-
-def channel_signals(item, channel_mode: str) -> np.ndarray:
-    """(2, T) binaural clip -> (K, T) float64 channels of ``channel_mode``, after peak normalization over both ears."""
-    a = np.asarray(item, dtype=np.float64)
-    peak = float(np.max(np.abs(a))) if a.size else 0.0
-    a = a / max(peak, 1e-20)
-    chans = [a[0], a[1]]
-    if channel_mode == "lrs":
-        chans.append(a[0] - a[1])
-    return np.stack(chans)
-
-
-def embed_set(backbone, items: Sequence, sr: int, channel_mode: str = DEFAULT_CHANNEL_MODE,
-              item_ids: Sequence[str] | None = None, batch_size: int = 8, desc: str = "embedding") -> EmbeddingSet:
-    """Embed binaural clips (each (2, T) at ``sr`` Hz) with ``backbone``: see EmbeddingSet.
-
-    Clips of equal length are embedded together in batches of ``batch_size`` clips.
-    """
-    from tas_eval.audio import resample
-    from tas_eval.metrics.backbones import INPUT_SAMPLE_RATE
-
-    if channel_mode not in CHANNEL_MODES:
-        raise UserError(f"Unknown channel mode '{channel_mode}': use one of {', '.join(CHANNEL_MODES)}.")
-    items = list(items)
-    ids = list(item_ids) if item_ids is not None else [str(i) for i in range(len(items))]
-    if len(ids) != len(items):
-        raise ValueError(f"{len(ids)} item ids for {len(items)} clips")
-    for item_id, x in zip(ids, items):
-        shape = tuple(np.shape(x))
-        if len(shape) != 2 or shape[0] != 2:
-            raise UserError(f"Item '{item_id}': generative metrics need (2, samples) binaural audio, got {shape}.")
-        if not np.all(np.isfinite(np.asarray(x))):
-            raise UserError(f"Item '{item_id}': the audio has non-finite samples (NaN or inf).")
-    k = len(CHANNEL_MODES[channel_mode])
-    groups: dict[int, list[int]] = {}
-    for i, x in enumerate(items):
-        groups.setdefault(np.shape(x)[-1], []).append(i)
-    batches = [idx[j : j + batch_size] for idx in groups.values() for j in range(0, len(idx), batch_size)]
-    clip: list = [None] * len(items)
-    frames: list = [None] * len(items)
-    logits: list = [None] * len(items)
-    for batch in tqdm(batches, desc=desc, unit="batch", disable=len(batches) < 3, leave=False):
-        sig = np.concatenate([channel_signals(items[i], channel_mode) for i in batch])  # (b*K, T)
-        if sr != INPUT_SAMPLE_RATE:
-            sig = resample(sig, sr, INPUT_SAMPLE_RATE)
-        audio = torch.from_numpy(np.ascontiguousarray(sig, dtype=np.float32))
-        emb, lg = backbone.embed(audio)
-        fr = backbone.embed_frames(audio)
-        emb, fr = emb.numpy().reshape(len(batch), k, -1), fr.numpy().reshape(len(batch), k, fr.shape[1], -1)
-        for j, i in enumerate(batch):
-            clip[i] = emb[j].reshape(-1)  # [e(L), e(R)(, e(L-R))]
-            frames[i] = fr[j].transpose(1, 0, 2).reshape(fr.shape[2], -1)  # per frame t: [f_t(L), f_t(R)]
-            logits[i] = None if lg is None else lg.numpy().reshape(len(batch), k, -1)[j]
-    return EmbeddingSet(
-        item_ids=ids, channels=CHANNEL_MODES[channel_mode],
-        clip=np.stack(clip).astype(np.float64),
-        frames=np.concatenate(frames).astype(np.float64),
-        logits=None if logits and logits[0] is None else np.stack(logits).astype(np.float64),
-    )
 
 
 # ----------------------------------------------------------------------------------------- formulas
@@ -271,26 +185,26 @@ def _is(pred: EmbeddingSet, ref: EmbeddingSet) -> dict:
             "std_over_splits": std, "splits": splits}
 
 
-_PROV = "REFERENCES.md, Generation metrics (TASU); audioldm_eval"
+_PROV = "docs/metrics.md#generation-metrics"
 _EARS = "each ear embedded separately (channel mode recorded)"
 FD = SetMetric(
-    id="fd", version="1", direction="lower", unit="", provenance=_PROV + " (FD)",
+    id="fd", version="1", direction="lower", unit="", provenance=_PROV + " (fd: audioldm_eval)",
     definition=f"Frechet distance between Gaussians (float64, ddof 1) of clip embeddings, {_EARS}, ears concatenated",
     compute=_fd, needs=("clip",))
 FAD = SetMetric(
-    id="fad", version="1", direction="lower", unit="", provenance=_PROV + " (FAD); frechet-audio-distance",
+    id="fad", version="1", direction="lower", unit="", provenance=_PROV + " (fad: audioldm_eval; frechet-audio-distance)",
     definition=f"Frechet distance over all 0.96 s frame embeddings, {_EARS}, ears concatenated per frame",
     compute=_fad, needs=("frames",))
 KL = SetMetric(
-    id="kl", version="1", direction="lower", unit="nat", provenance=_PROV + " (KL, kl_softmax)",
+    id="kl", version="1", direction="lower", unit="nat", provenance=_PROV + " (kl: audioldm_eval kl_softmax)",
     definition="mean over pairs and ears of KL(softmax(ref logits) || softmax(pred logits)), pred probabilities + 1e-6",
     compute=_kl_with(kl_softmax), needs=("logits",))
 KL_SIGMOID = SetMetric(
-    id="kl_sigmoid", version="1", direction="lower", unit="nat", provenance=_PROV + " (KL, kl_sigmoid)",
+    id="kl_sigmoid", version="1", direction="lower", unit="nat", provenance=_PROV + " (kl_sigmoid: audioldm_eval kl_sigmoid)",
     definition="mean over pairs and ears of sum_c s_ref (log s_ref - log(s_pred + 1e-6)), s = sigmoid(logits)",
     compute=_kl_with(kl_sigmoid), needs=("logits",))
 IS = SetMetric(
-    id="is", version="1", direction="higher", unit="", provenance=_PROV + " (IS, calculate_isc)",
+    id="is", version="1", direction="higher", unit="", provenance=_PROV + " (is: audioldm_eval calculate_isc)",
     definition="mean over ears of the Inception Score exp(E KL(p(y|x) || p(y))), softmax, 10 splits, shuffle seed 2020",
     compute=_is, needs=("logits",))
 
@@ -307,36 +221,44 @@ def set_metrics(metric_ids: Sequence[str] | None = None) -> list[SetMetric]:
 # ----------------------------------------------------------------------------------------- the entry point
 
 
+@dataclass(frozen=True)
+class GenerativeOptions:
+    """How the set-level metrics are computed: the backbone (id and an optional checkpoint path), whether
+    the references' embeddings may come from the statistics cache, and the channel mode ("lr" or "lrs")."""
+
+    backbone: str = "tas_cnn"
+    checkpoint: str | None = None
+    use_cache: bool = True
+    channel_mode: str = DEFAULT_CHANNEL_MODE
+
+
 def compute_generative(
     pred_items: Sequence,
     ref_items: Sequence,
     sr: int,
-    backbone_id: str = "tas_cnn",
-    checkpoint: str | None = None,
-    benchmark=None,
-    split: int | None = None,
-    use_cache: bool = True,
+    options: GenerativeOptions | None = None,
     *,
     item_ids: Sequence[str] | None = None,
-    channel_mode: str = DEFAULT_CHANNEL_MODE,
     metric_ids: Sequence[str] | None = None,
+    dataset_hash: str | None = None,
+    split: int | None = None,
     device: str = "cpu",
     batch_size: int = 8,
     backbone=None,
-) -> dict[str, dict]:
-    """Set-level metrics of aligned lists of (2, T) predictions and references at ``sr`` Hz.
+) -> dict[str, MetricRecord]:
+    """Set-level metrics of aligned lists of (2, T) predictions and references at ``sr`` Hz: {metric id: record}.
 
-    Returns {metric id: {"value", "std": None, "stderr": None, "n" (clips), "direction", "version",
-    "unit", "backbone": {"id", "sha256"}, "channel_mode", "details": {...}}}. ``metric_ids`` None
-    means every set-level metric the backbone supports (KL and IS need a classifier); a requested one
-    it cannot compute is a UserError. With ``benchmark`` and ``split``, the references' embeddings are
-    read from (or written to) the statistics cache (tas_eval.metrics.stats_cache), keyed by content;
-    ``use_cache=False`` recomputes them (and refreshes the cache). ``backbone`` overrides loading
-    ``backbone_id``/``checkpoint`` (an already loaded Backbone).
+    ``metric_ids`` None means every set-level metric the backbone supports (KL and IS need a
+    classifier); a requested one it cannot compute is a UserError. With ``dataset_hash`` (the
+    dataset's content hash) and ``split``, the references' embeddings are read from (or written to)
+    the statistics cache (tas_eval.metrics.stats_cache), keyed by content; ``options.use_cache``
+    False recomputes them (and refreshes the cache). ``backbone`` overrides loading the options'
+    backbone (an already loaded Backbone).
     """
-    from tas_eval.metrics import stats_cache
     from tas_eval.metrics.backbones import load_backbone
 
+    options = options or GenerativeOptions()
+    channel_mode = options.channel_mode
     if len(pred_items) != len(ref_items):
         raise UserError(f"Got {len(pred_items)} predictions for {len(ref_items)} references.")
     if channel_mode not in CHANNEL_MODES:
@@ -345,7 +267,7 @@ def compute_generative(
     metrics = set_metrics(metric_ids)
     if not metrics:
         return {}
-    bb = backbone if backbone is not None else load_backbone(backbone_id, checkpoint, device)
+    bb = backbone if backbone is not None else load_backbone(options.backbone, options.checkpoint, device)
     provides = {"clip", "frames"} | ({"logits"} if bb.num_classes else set())
     chosen = []
     for m in metrics:
@@ -360,9 +282,9 @@ def compute_generative(
     pred = embed_set(bb, pred_items, sr, channel_mode, ids, batch_size, desc=f"{bb.id}: predictions")
     ref = None
     key = None
-    if benchmark is not None and split is not None:
-        key = stats_cache.reference_key(bb, channel_mode, benchmark.manifest_hash, split, sr)
-        if use_cache:
+    if dataset_hash is not None and split is not None:
+        key = stats_cache.reference_key(bb, channel_mode, dataset_hash, split, sr)
+        if options.use_cache:
             ref = stats_cache.load(key)
             if ref is not None and list(ref.item_ids) != ids:
                 log.warning("cached reference embeddings are of other items than the ones given; recomputing")
@@ -373,38 +295,10 @@ def compute_generative(
             stats_cache.save(key, ref)
     out = {}
     for m in chosen:
-        res = dict(m.compute(pred, ref))
-        value = res.pop("value")
+        details = dict(m.compute(pred, ref))
+        value = details.pop("value")
         if not math.isfinite(value):
             raise RuntimeError(f"The metric '{m.id}' is not finite ({value}) with the backbone {bb.id}.")
-        out[m.id] = {"value": float(value), "std": None, "stderr": None, "n": len(pred), "direction": m.direction,
-                     "version": m.version, "unit": m.unit, "backbone": {"id": bb.id, "sha256": bb.weights_sha256},
-                     "channel_mode": channel_mode, "details": res}
+        out[m.id] = MetricRecord.of_set(m, value, len(pred), {"id": bb.id, "sha256": bb.weights_sha256},
+                                        channel_mode, details)
     return out
-
-
-def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
-    """(per-item ids, set-level ids) of a list of metric ids; (None, None) for None (= every metric)."""
-    if metric_ids is None:
-        return None, None
-    from tas_eval.metrics import get_metric
-
-    set_ids = [i for i in metric_ids if isinstance(get_metric(i), SetMetric)]
-    return [i for i in metric_ids if i not in set_ids], set_ids
-
-
-def options_from_args(args) -> dict:
-    """The generative options of a parsed `tas-eval run|evaluate` command line (--backbone, --backbone-checkpoint,
-    --no-cache, --generative-channels), as evaluate_predictions takes them."""
-    return {"backbone": getattr(args, "backbone", None) or "tas_cnn",
-            "checkpoint": getattr(args, "backbone_checkpoint", None),
-            "use_cache": not getattr(args, "no_cache", False),
-            "channel_mode": getattr(args, "generative_channels", None) or DEFAULT_CHANNEL_MODE}
-
-
-def describe_backbones(results: dict) -> list[str]:
-    """One line per backbone the set-level metrics of a results dict were computed with (for the CLI)."""
-    seen = sorted({(m["backbone"]["id"], m["backbone"]["sha256"], m.get("channel_mode", "?"))
-                   for m in results.get("metrics", {}).values() if isinstance(m, dict) and "backbone" in m})
-    return [f"generative metrics ({', '.join(k for k, m in results['metrics'].items() if m.get('backbone', {}).get('sha256') == sha)}): "
-            f"backbone {bid}, weights sha256 {sha}, channel mode {mode}" for bid, sha, mode in seen]

@@ -2,17 +2,18 @@
 
 Every function takes peak-normalized (B, 2, T) predictions and references (``compute_metrics``
 normalizes them, as the reference scripts do) and returns (B,) float64 per-item values. Channel 0 is
-the left ear. Formulas and sources: REFERENCES.md, "Signal metrics". Where a script's result is
+the left ear. Formulas and sources: docs/metrics.md, "Signal metrics". Where a script's result is
 undefined, one convention is fixed: the angle of an exactly zero STFT bin is 0 (np.angle gives pi
 for a bin of -0.0 real part, which digital silence produces in some bins).
 
 Which AMP / PHA the leaderboard shows: the Richard variant (``amp_richard``, ``pha_richard``).
 The TAS paper's AMP and PHA columns name no script, but they come as the triple WAV (x10^3), AMP,
 PHA that BinauralSpeechSynthesis's evaluate.py prints (l2 x 1000, amplitude, phase), and only the
-Richard definitions have the size of its numbers: TAS's Mono-Mono row has AMP 0.267 and PHA 0.592;
-the same baseline (both ears = the mix) on the tiny built benchmark scores amp_richard 0.41 and
-pha_richard 0.62 rad, but amp_pb 11.8 dB and pha_pb 1.46 rad. Both variants are computed and listed
-under their own ids; ``LEADERBOARD_AMP_PHA`` names the default pair.
+Richard definitions have the size of its numbers: TAS's Mono-Mono row has AMP 0.267 and PHA 0.592,
+the size of the Richard values of the same baseline (both ears = the mix) on the built benchmark,
+where the PseudoBinaural dB magnitude error is tens of times larger (compare the mono_mono rows of
+the leaderboard). Both variants are computed and listed under their own ids;
+``LEADERBOARD_AMP_PHA`` names the default pair.
 
 The Richard STFT uses the sample counts of BinauralSpeechSynthesis's evaluate.py, which hard-codes
 ``sample_rate=48000`` (n_fft 2048, window 1920, hop 480) whatever the audio's rate: at 16 kHz that is a
@@ -208,8 +209,8 @@ def mrstft(pred, ref, sr, **ctx):
 
     Per resolution: SC = ||Y - X||_F / ||Y||_F over both channels, log term = mean |log X - log Y|,
     with X, Y the prediction's and reference's magnitudes sqrt(clamp(re^2 + im^2, 1e-8)). On a CPU
-    the spectra are computed and reduced MRSTFT_BLOCK frames at a time (measured 91 against 131 ms a
-    clip with whole spectra: the temporaries stay in the caches); no other metric shares them.
+    the spectra are computed and reduced MRSTFT_BLOCK frames at a time, so that the temporaries stay
+    in the caches (benchmarks/metrics_speed.py); no other metric shares them.
     """
     total = torch.zeros(pred.shape[0], dtype=torch.float64, device=pred.device)
     whole = torch.device(pred.device).type == "cuda"  # a GPU takes the whole spectra at once
@@ -239,71 +240,71 @@ def mrstft(pred, ref, sr, **ctx):
 
 _FAIRPLAY = "FAIR-Play STFT: n_fft 512, hop 160, win 400, Hann, centred, zero padding"
 _RICHARD = "STFT n_fft 2048, win 1920, hop 480 samples, Hann, centred, reflect padding"
-_SIGNAL = "REFERENCES.md Signal metrics"
+_SIGNAL = "docs/metrics.md#signal-metrics"
 
 STFT = Metric(
     id="stft", version="1", direction="lower", unit="a.u.",
-    provenance=f"{_SIGNAL} 'stft': facebookresearch/2.5D-Visual-Sound evaluate.py STFT_L2_distance",
+    provenance=f"{_SIGNAL} (stft: facebookresearch/2.5D-Visual-Sound evaluate.py STFT_L2_distance)",
     definition=f"sum over L,R of mean over Re/Im x F x T of (S_pred - S_ref)^2; {_FAIRPLAY}",
     fn=stft_distance,
 )
 ENV = Metric(
     id="env", version="1", direction="lower", unit="a.u.",
-    provenance=f"{_SIGNAL} 'env': facebookresearch/2.5D-Visual-Sound evaluate.py Envelope_distance",
+    provenance=f"{_SIGNAL} (env: facebookresearch/2.5D-Visual-Sound evaluate.py Envelope_distance)",
     definition="sum over L,R of sqrt(mean_t (|hilbert(ref)| - |hilbert(pred)|)^2), Hilbert over the whole clip",
     fn=envelope_distance,
 )
 SNR = Metric(
     id="snr", version="1", direction="higher", unit="dB",
-    provenance=f"{_SIGNAL} 'snr': SheldonTsui/PseudoBinaural_CVPR2021 evaluate.py SNR",
+    provenance=f"{_SIGNAL} (snr: SheldonTsui/PseudoBinaural_CVPR2021 evaluate.py SNR)",
     definition="10 log10((mean ref^2 + 1e-4) / (mean (pred - ref)^2 + 1e-4)), both channels together",
     fn=snr,
 )
 WAV = Metric(
     id="wav", version="1", direction="lower", unit="x1e-3",
-    provenance=f"{_SIGNAL} 'wav': PseudoBinaural (first commit) MSE_distance; Richard et al. ICLR 2021 (l2 x 10^3)",
+    provenance=f"{_SIGNAL} (wav: PseudoBinaural (first commit) MSE_distance; Richard et al. ICLR 2021 (l2 x 10^3))",
     definition="1000 x mean (pred - ref)^2 over both channels and all samples",
     fn=wave_l2,
 )
 MAG = Metric(
     id="mag", version="1", direction="lower", unit="a.u.",
-    provenance=f"{_SIGNAL} 'mag (PseudoBinaural)': PseudoBinaural_CVPR2021 evaluate.py Magnitude_distance",
+    provenance=f"{_SIGNAL} (mag: PseudoBinaural_CVPR2021 evaluate.py Magnitude_distance)",
     definition=f"sum over L,R of mean |S_pred - S_ref|^2 (= 2 x stft); {_FAIRPLAY}",
     fn=magnitude_distance,
 )
 PHASE_DIFF = Metric(
     id="phase_diff", version="1", direction="lower", unit="rad",
-    provenance=f"{_SIGNAL} 'phase_diff': PseudoBinaural_CVPR2021 evaluate.py Angle_Diff_distance",
+    provenance=f"{_SIGNAL} (phase_diff: PseudoBinaural_CVPR2021 evaluate.py Angle_Diff_distance)",
     definition=f"mean over bins of min(d, 2pi - d), d = |angle STFT(L-R)_pred - angle STFT(L-R)_ref| (angle of 0 is 0); {_FAIRPLAY}",
     fn=phase_diff_distance,
 )
 AMP_PB = Metric(
     id="amp_pb", version="1", direction="lower", unit="dB",
-    provenance=f"{_SIGNAL} 'amp / pha (dB magnitude RMSE ...)': PseudoBinaural first commit Mag_Phase_distance",
+    provenance=f"{_SIGNAL} (amp_pb: PseudoBinaural first commit Mag_Phase_distance)",
     definition=f"sum over L,R of sqrt(mean (dB|S_pred| - dB|S_ref|)^2), librosa.amplitude_to_db (ref 1, amin 1e-5, top_db 80); {_FAIRPLAY}",
     fn=amp_pseudobinaural,
 )
 PHA_PB = Metric(
     id="pha_pb", version="1", direction="lower", unit="rad",
-    provenance=f"{_SIGNAL} 'amp / pha (dB magnitude RMSE ...)': PseudoBinaural first commit Mag_Phase_distance",
+    provenance=f"{_SIGNAL} (pha_pb: PseudoBinaural first commit Mag_Phase_distance)",
     definition=f"sum over L,R of mean over bins of min(d, 2pi - d), d = |angle S_pred - angle S_ref| (angle of 0 is 0); {_FAIRPLAY}",
     fn=pha_pseudobinaural,
 )
 AMP_RICHARD = Metric(
     id="amp_richard", version="1", direction="lower", unit="a.u.",
-    provenance=f"{_SIGNAL} 'amp / pha (Richard)': facebookresearch/BinauralSpeechSynthesis evaluate.py AmplitudeLoss",
+    provenance=f"{_SIGNAL} (amp_richard: facebookresearch/BinauralSpeechSynthesis evaluate.py AmplitudeLoss)",
     definition=f"mean over L,R, bins, frames of | |S_pred| - |S_ref| |; {_RICHARD}",
     fn=amp_richard,
 )
 PHA_RICHARD = Metric(
     id="pha_richard", version="1", direction="lower", unit="rad",
-    provenance=f"{_SIGNAL} 'amp / pha (Richard)': facebookresearch/BinauralSpeechSynthesis evaluate.py PhaseLoss(ignore_below=0.2)",
+    provenance=f"{_SIGNAL} (pha_richard: facebookresearch/BinauralSpeechSynthesis evaluate.py PhaseLoss(ignore_below=0.2))",
     definition=f"mean of pi - ||d| - pi|, d = angle S_pred - angle S_ref, over bins whose |Re|+|Im| exceeds 0.2 x the reference's mean in both signals; {_RICHARD}",
     fn=pha_richard,
 )
 MRSTFT = Metric(
     id="mrstft", version="1", direction="lower", unit="a.u.",
-    provenance=f"{_SIGNAL} 'mrstft': csteinmetz1/auraloss freq.py MultiResolutionSTFTLoss defaults",
+    provenance=f"{_SIGNAL} (mrstft: csteinmetz1/auraloss freq.py MultiResolutionSTFTLoss defaults)",
     definition="mean over (n_fft, hop, win) = (1024,120,600), (2048,240,1200), (512,50,240) of ||Y-X||_F/||Y||_F + mean |log X - log Y|, X = sqrt(max(|S|^2, 1e-8)), Hann, reflect padding",
     fn=mrstft,
 )

@@ -38,17 +38,18 @@ over counted blocks (dimensionless, 0..1).
 
 direction_acc (version 1): the share of annotated 0.1 s frames in which the side of the
 prediction's level difference SD = 20 log10(||L|| / ||R||) over the frame agrees with the annotated
-left/center/right label of the frame's dominant sounding source. Dominant = the source with the
-highest "level_db" when every source has one, else the nearest ("distance"). Side: left when
-SD > DIRECTION_DEADBAND_DB = 1 dB (about the just-noticeable interaural level difference), right
-when SD < -1 dB, center in between. Frames without a sounding source or not fully inside the clip
-are skipped; an item without any such frame gets NaN. The ground truth itself scores about 0.60 on
-the tiny built benchmark (0.59-0.61 for dead-bands of 0.5 to 2 dB) and 0.61 on split 1 of the small
-one (0.68 on single-source frames): a broadband level difference is small for low-pitched sources
-and in reverberant rooms, and often misses the dominant source of a mixture. It is not a ceiling: a
-model that exaggerates level differences towards the labels scores above it, and an all-center
-output scores the share of center labels. Read it beside the ground-truth row of the leaderboard
-(``tas-eval evaluate --ground-truth``).
+left/center/right label of the frame (``frame_label``): the label of its dominant sounding source,
+the one with the highest "level_db" when every source has one, else the nearest when every source
+has a "distance". A frame whose sources carry neither (TASBench's annotations give only names and
+labels) has a label only when all its sounding sources share one; a frame of sources on different
+sides is then skipped, since it names no single side. Side: left when SD > DIRECTION_DEADBAND_DB =
+1 dB (about the just-noticeable interaural level difference), right when SD < -1 dB, center in
+between. Frames without a sounding source or not fully inside the clip are skipped; an item without
+any such frame gets NaN. The references themselves score well below 1: a broadband level difference
+is small for low-pitched sources and in reverberant rooms, and often misses the dominant source of a
+mixture. It is not a ceiling either: a model that exaggerates level differences towards the labels
+scores above the references, and an all-center output scores the share of center labels. Read it
+beside the ground-truth row of the leaderboard (``tas-eval evaluate --ground-truth``).
 """
 
 from __future__ import annotations
@@ -236,12 +237,25 @@ def ic_error(pred, ref, sr, cache=None, **ctx):
 
 
 def dominant_source(sources: list[dict]) -> dict | None:
-    """The loudest source ("level_db") when every source has a level, else the nearest; None if empty."""
+    """The loudest source ("level_db") when every source has a level, else the nearest when every source
+    has a "distance"; None if there is no source or neither is known for every source."""
     if not sources:
         return None
     if all("level_db" in s for s in sources):
         return max(sources, key=lambda s: s["level_db"])
-    return min(sources, key=lambda s: s["distance"])
+    if all("distance" in s for s in sources):
+        return min(sources, key=lambda s: s["distance"])
+    return None
+
+
+def frame_label(sources: list[dict]) -> str | None:
+    """The left/center/right label a frame's sounding sources give: the dominant source's, else the
+    label all of them share; None (the frame is skipped) when they name no single side."""
+    src = dominant_source(sources)
+    if src is not None:
+        return src["label"]
+    labels = {s["label"] for s in sources}
+    return labels.pop() if len(labels) == 1 else None
 
 
 def side_of(sd_db: float, deadband_db: float = DIRECTION_DEADBAND_DB) -> str:
@@ -266,13 +280,13 @@ def direction_accuracy(pred, ref, sr, annotations=None, **ctx):
             continue
         length = int(round(sr / float(ann.get("frame_rate", FRAME_RATE))))
         starts, labels = [], []
-        for frame in ann.get("frames", []):
-            src = dominant_source(frame.get("sources", []))
+        for frame in ann.get("frames") or []:
+            label = frame_label(frame.get("sources", []))
             start = int(round(float(frame["t0"]) * sr))
-            if src is None or start < 0 or start + length > num_samples:
+            if label is None or start < 0 or start + length > num_samples:
                 continue
             starts.append(start)
-            labels.append(src["label"])
+            labels.append(label)
         if not starts:
             continue
         idx = torch.as_tensor(starts, device=pred.device)[:, None] + torch.arange(length, device=pred.device)
@@ -283,36 +297,36 @@ def direction_accuracy(pred, ref, sr, annotations=None, **ctx):
     return out.to(pred.device)
 
 
-_SPATIAL = "tas-eval spatial metric (issue 3, beyond REFERENCES.md)"
+_SPATIAL = "docs/metrics.md#spatial-metrics"
 
 SPL = Metric(
     id="spl", version="1", direction="lower", unit="dB",
-    provenance="REFERENCES.md Signal metrics 'spl distance (SAGM)': SAGM paper eqs. 18-23",
+    provenance=f"{_SPATIAL} (spl: SAGM paper, eqs. 18-23)",
     definition="||SD_ref - SD_pred||_2 over 0.1 s frames, SD = 20 log10(||L|| / ||R||) per frame, frame norms floored at 1e-8",
     fn=spl_distance,
 )
 ILD = Metric(
     id="ild", version="1", direction="lower", unit="dB",
-    provenance=f"{_SPATIAL}: interaural level difference per octave band",
+    provenance=f"{_SPATIAL} (ild: tas-eval's own; interaural level difference per octave band)",
     definition="mean |ILD_pred - ILD_ref| over octave bands (62.5 Hz to sr/2) and active 0.1 s blocks of the FAIR-Play STFT, 1e-10 per-bin floor",
     fn=ild_error,
 )
 ITD = Metric(
     id="itd", version="1", direction="lower", unit="us",
-    provenance=f"{_SPATIAL}: GCC-PHAT interaural time difference",
+    provenance=f"{_SPATIAL} (itd: tas-eval's own; GCC-PHAT interaural time difference)",
     definition="mean |ITD_pred - ITD_ref| over active 0.1 s blocks; GCC-PHAT of the FAIR-Play STFT, 4x interpolated, lags within +-1 ms",
     fn=itd_error,
 )
 IC = Metric(
     id="ic", version="1", direction="lower", unit="a.u. (0-1)",
-    provenance=f"{_SPATIAL}: interaural coherence (IACC, ISO 3382-1)",
+    provenance=f"{_SPATIAL} (ic: tas-eval's own; interaural coherence, the IACC of ISO 3382-1)",
     definition="mean |IC_pred - IC_ref| over active 0.1 s blocks; IC = max over lags within +-1 ms of |normalized cross-correlation|",
     fn=ic_error,
 )
 DIRECTION_ACC = Metric(
     id="direction_acc", version="1", direction="higher", unit="fraction",
-    provenance=f"{_SPATIAL}: TASBench-style per-frame left/center/right labels",
-    definition="share of annotated 0.1 s frames where the side of 20 log10(||L||/||R||) (+-1 dB = center) matches the dominant source's label",
+    provenance=f"{_SPATIAL} (direction_acc: tas-eval's own; TASBench-style per-frame left/center/right labels)",
+    definition="share of annotated 0.1 s frames where the side of 20 log10(||L||/||R||) (+-1 dB = center) matches the frame's label (dominant source's; with labels only, the one all sources share)",
     fn=direction_accuracy,
     needs=("annotations",),
 )

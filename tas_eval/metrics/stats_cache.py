@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tas_eval.io import atomic_path
+from tas_eval.metrics.embeddings import EMBEDDING_VERSION, EmbeddingSet
 from tas_eval.paths import cache_root
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ FOLDER = "generative"
 
 def reference_key(backbone, channel_mode: str, manifest_sha256: str, split: int, sr: int, part: str = "test") -> dict:
     """The cache key of the reference embeddings of ``part`` of ``split`` of a dataset for ``backbone``."""
-    from tas_eval.metrics.generative import EMBEDDING_VERSION
-
     return {
         "backbone": backbone.id,
         "weights_sha256": backbone.weights_sha256,
@@ -59,8 +58,6 @@ def cache_path(key: dict) -> Path:
 
 def load(key: dict):
     """The cached EmbeddingSet of ``key``, or None when there is none (or it is unreadable or of another key)."""
-    from tas_eval.metrics.generative import EmbeddingSet
-
     path = cache_path(key)
     if not path.is_file():
         return None
@@ -81,15 +78,12 @@ def load(key: dict):
     return emb
 
 
-def save(key: dict, emb) -> Path:
-    """Write ``emb`` (an EmbeddingSet) as the entry of ``key``, atomically; returns its path."""
+def save(key: dict, emb: EmbeddingSet) -> Path:
+    """Write ``emb`` as the entry of ``key``, atomically; returns its path."""
     path = cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, key=np.array(json.dumps(key, sort_keys=True)), item_ids=np.array(list(emb.item_ids), dtype=str),
                  channels=np.array(list(emb.channels), dtype=str), clip=emb.clip, frames=emb.frames,
                  has_logits=np.array(emb.logits is not None),
                  logits=emb.logits if emb.logits is not None else np.zeros((0,)))
-    os.replace(tmp, path)
     return path

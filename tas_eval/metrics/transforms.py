@@ -71,8 +71,8 @@ def stft(x: torch.Tensor, params: STFTParams, dtype: torch.dtype = torch.float64
 
 def power(spec: torch.Tensor) -> torch.Tensor:
     """|spec|^2 of a complex tensor, as a real tensor of the matching precision."""
-    # Measured on CPU (1 M complex128 values): .real/.imag squares 1.1 ms, squaring the interleaved
-    # view then adding the pairs 1.7 ms, abs() 10 ms (hypot); the first two give the same bits.
+    # The squares of .real and .imag give the same bits as squaring the interleaved view and adding
+    # the pairs, and avoid abs(), whose hypot is several times slower on a CPU.
     return spec.real.square() + spec.imag.square()
 
 

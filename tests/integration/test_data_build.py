@@ -11,7 +11,7 @@ import pytest
 from scipy.signal import correlate
 
 from tas_eval.audio import SAMPLE_RATE
-from tas_eval.data import build
+from tas_eval.data.builtin import build
 from tas_eval.data.dataset import TASDataset
 from tas_eval.data.scene import FRAME_RATE, position_at, side_label
 

@@ -58,24 +58,24 @@ KILL_DURING_SECOND_WAV = textwrap.dedent('''
 # Kill during evaluation: after items.jsonl is written, before results.json is.
 KILL_BEFORE_RESULTS_JSON = textwrap.dedent('''
     import os, signal
-    import tas_eval.results as r
-    _atomic = r._atomic_write_bytes
+    import tas_eval.io as tio
+    _atomic = tio.write_bytes_atomic
     def _dying(path, data):
         if path.name == "results.json":
             os.kill(os.getpid(), signal.SIGKILL)
         return _atomic(path, data)
-    r._atomic_write_bytes = _dying
+    tio.write_bytes_atomic = _dying
 ''')
 
 
 def _predictions_dir(home: Path, bench) -> Path:
-    found = list((home / "runs" / "predictions" / bench.dataset_id / "split1").glob("text_pan-*/predictions"))
+    found = list((home / "runs" / "predictions" / bench.id / "split1").glob("text_pan-*/predictions"))
     assert len(found) == 1
     return found[0]
 
 
 def _folder(results: Path, bench, model="text_pan") -> Path:
-    return results / bench.dataset_id / "split1" / model
+    return results / bench.id / "split1" / model
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_run_writes_predictions_results_and_samples(tiny_benchmark, reference_ru
     folder = _folder(results, tiny_benchmark)
     r = load_results(folder)
     assert r["model"] == "text_pan" and r["split"] == 1 and r["checkpoint_sha256"] is None
-    assert r["dataset"]["id"] == tiny_benchmark.dataset_id and r["dataset"]["manifest_sha256"] == tiny_benchmark.manifest_hash
+    assert r["dataset"]["id"] == tiny_benchmark.id and r["dataset"]["manifest_sha256"] == tiny_benchmark.content_hash
     assert r["device"] == "cpu" and r["seeds"]["inference"] == 0
     assert {"fit", "predict", "evaluate"} <= set(r["timings"])
     notes = r["extra"]["model_notes"]
@@ -107,7 +107,7 @@ def test_run_writes_predictions_results_and_samples(tiny_benchmark, reference_ru
     items = load_items(folder, r)
     assert [i["item_id"] for i in items] == test_ids
     assert (folder / "samples" / f"{sorted(test_ids)[0]}.wav").is_file()
-    assert (results / tiny_benchmark.dataset_id / "split1" / "_reference" / "samples" / f"{sorted(test_ids)[0]}.mono.wav").is_file()
+    assert (results / tiny_benchmark.id / "split1" / "_reference" / "samples" / f"{sorted(test_ids)[0]}.mono.wav").is_file()
     # the printed table names every metric of the results
     for mid in r["metrics"]:
         assert mid in proc.stdout
@@ -216,11 +216,11 @@ class _CountingGain(torch.nn.Module):
         super().__init__()
         self.g = torch.nn.Parameter(torch.tensor(0.5))
 
-    def fit(self, benchmark, split, config, device, seed, checkpoint_dir):
+    def fit(self, dataset, split, config, device, seed, checkpoint_dir):
         type(self).fits += 1
         ratios = []
-        for item_id in benchmark.split_ids(split, "train")[:4]:
-            x = benchmark.binaural(item_id)
+        for item_id in dataset.split_ids(split, "train")[:4]:
+            x = dataset.binaural(item_id)
             ratios.append(np.abs(x[0]).sum() / (np.abs(x[0]).sum() + np.abs(x[1]).sum()))
         with torch.no_grad():
             self.g.fill_(float(np.mean(ratios)) * config["scale"])
@@ -242,15 +242,15 @@ def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchm
     monkeypatch.setattr(MODELS, "_objects", dict(MODELS._objects))
     MODELS.add("counting_gain", _CountingGain)
     _CountingGain.fits = 0
-    common = dict(data=str(tiny_benchmark.root), device="cpu", results_root=tmp_path / "results")
-    (first,) = run_model("counting_gain", [1], seed=0, **common)
+    common = dict(device="cpu", results_root=tmp_path / "results")
+    (first,) = run_model("counting_gain", [1], tiny_benchmark, seed=0, **common)
     assert _CountingGain.fits == 1 and first["checkpoint_sha256"] is not None
     threads = torch.get_num_threads()
     trained = {"device": "cpu", "torch_threads": threads, "torch": torch.__version__}
     assert first["extra"]["trained_with"] == trained and first["extra"]["torch_threads"] == threads
     torch.set_num_threads(threads + 1)
     try:
-        (again,) = run_model("counting_gain", [1], seed=0, **common)
+        (again,) = run_model("counting_gain", [1], tiny_benchmark, seed=0, **common)
     finally:
         torch.set_num_threads(threads)
     assert _CountingGain.fits == 1  # reused, not retrained
@@ -258,7 +258,7 @@ def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchm
     assert again["extra"]["items_predicted_in_this_run"] == 0
     # The record of the training travels with the checkpoint; the run's own thread count is its own.
     assert again["extra"]["trained_with"] == trained and again["extra"]["torch_threads"] == threads + 1
-    run_model("counting_gain", [1], seed=1, **common)  # another seed is another run key
+    run_model("counting_gain", [1], tiny_benchmark, seed=1, **common)  # another seed is another run key
     assert _CountingGain.fits == 2
 
 
@@ -268,7 +268,72 @@ def test_several_splits_report_the_mean(tiny_benchmark, tmp_path, capsys):
                  "--results", str(results), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "mean over splits" in out
-    values = [load_results(results / tiny_benchmark.dataset_id / f"split{s}" / "mono_mono")["metrics"]["stft"]["value"]
+    values = [load_results(results / tiny_benchmark.id / f"split{s}" / "mono_mono")["metrics"]["stft"]["value"]
               for s in (1, 2)]
     row = next(line for line in out.splitlines() if line.startswith("stft "))
     assert f"{np.mean(values):.4g}" in row.split()[-1]
+
+
+# ----------------------------------------------------------------------------------------- the device
+
+
+class _DeviceProbe:
+    """A trained model that is not a torch.nn.Module (as the packaged baselines are not): it records the
+    device it was moved to and the devices its inference sees; its load leaves the weights on the CPU."""
+
+    name = "device_probe"
+    guidance = frozenset()
+    paper = "test model"
+    description = "records the devices inference sees"
+    trains = True
+    configs = {"paper": {}, "small": {}}
+    seen: list[dict] = []
+
+    def __init__(self):
+        self.weight = torch.zeros(1)
+        self.moved_to = None
+
+    def fit(self, dataset, split, config, device, seed, checkpoint_dir):
+        self.weight = torch.full((1,), 1e-3)
+
+    def save(self, path):
+        torch.save({"w": self.weight}, path)
+
+    def load(self, path):
+        self.weight = torch.load(path, map_location="cpu", weights_only=True)["w"]
+
+    def to(self, device):
+        self.moved_to = str(device)
+        self.weight = self.weight.to(device)
+        return self
+
+    def spatialize(self, mono, sr, prompts=None, frames=None):
+        type(self).seen.append({"to": self.moved_to, "mono": mono.device.type, "weights": self.weight.device.type})
+        return torch.cat([mono, mono], dim=1) / 2 + self.weight
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_spatialize_runs_on_the_device_the_results_record(tiny_benchmark, tmp_path, monkeypatch, device):
+    from tas_eval.models import MODELS
+    from tas_eval.runner import run_model
+
+    monkeypatch.setattr(MODELS, "_objects", dict(MODELS._objects))
+    MODELS.add("device_probe", _DeviceProbe)
+    _DeviceProbe.seen = []
+    (results,) = run_model("device_probe", [1], tiny_benchmark, device=device, results_root=tmp_path,
+                           metric_ids=["stft"])
+    recorded = results["device"].split(":")[0].split(" ")[0]
+    assert recorded == device and _DeviceProbe.seen
+    assert all(s == {"to": device, "mono": device, "weights": device} for s in _DeviceProbe.seen), _DeviceProbe.seen
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["ours_saf", "mono2binaural_text"])
+def test_a_trained_baseline_moves_its_networks_to_the_device(name):
+    from tas_eval.models import get_model_class
+
+    model = get_model_class(name)()
+    model._build(model.configs["tiny"])
+    model.to("cuda")
+    assert {p.device.type for p in model.net.parameters()} == {"cuda"}

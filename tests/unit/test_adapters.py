@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from tas_eval.data.adapters import FairPlay, frame_text, load_spatialtas, load_tasbench
+from tas_eval.data.adapters import FairPlay, load_spatialtas, load_tasbench
+from tas_eval.data.prompts import dense_text
 from tas_eval.errors import UserError
 
 FILE_SR = 44100
@@ -91,17 +92,18 @@ def test_fairplay_frame_paths_in_time_order(fairplay_root):
     assert fp.frame_dir("000002").name == "000002.mp4"
 
 
-def test_fairplay_corrupt_wav_is_refused(fairplay_root):
+def test_fairplay_corrupt_wav_is_refused_when_opened(fairplay_root):
     (fairplay_root / "binaural_audios" / "000002.wav").write_bytes(b"RIFF\x00\x00not a wav at all")
     with pytest.raises(UserError, match=re.escape(str(fairplay_root / "binaural_audios" / "000002.wav"))):
-        FairPlay(fairplay_root).binaural("000002")
+        FairPlay(fairplay_root)
 
 
-def test_fairplay_mono_wav_is_refused(fairplay_root):
+def test_fairplay_mono_wav_is_refused_when_opened(fairplay_root):
     path = fairplay_root / "binaural_audios" / "000001.wav"
     sf.write(path, np.zeros(1600, dtype=np.float32), FILE_SR)
-    with pytest.raises(UserError, match="expected 2 channels"):
-        FairPlay(fairplay_root).binaural("000001")
+    with pytest.raises(UserError) as err:
+        FairPlay(fairplay_root)
+    assert str(err.value) == f"{path}: has 1 channel; a binaural recording has 2 (left, right)."
 
 
 def test_fairplay_split_naming_missing_clip_is_refused(fairplay_root):
@@ -110,7 +112,7 @@ def test_fairplay_split_naming_missing_clip_is_refused(fairplay_root):
     with h5py.File(split_file, "w") as h5:
         h5.create_dataset("audio", data=np.array([f"{AUTHOR_DIR}/000001.wav".encode(), b"C:\\data\\000099.wav"]))
     with pytest.raises(UserError) as err:
-        FairPlay(fairplay_root).split_ids(3, "test")
+        FairPlay(fairplay_root)
     assert str(err.value) == f"{split_file}: names clip 000099.wav, which is not in binaural_audios/."
 
 
@@ -125,11 +127,12 @@ def test_fairplay_bad_split_files_are_refused(fairplay_root):
     with h5py.File(no_audio, "w") as h5:
         h5.create_dataset("paths", data=np.array([b"000001.wav"]))
     with pytest.raises(UserError, match=re.escape(f"{no_audio}: has no dataset named 'audio'")):
-        fp.split_ids(4, "val")
+        FairPlay(fairplay_root)
+    no_audio.unlink()
     garbage = fairplay_root / "splits" / "split4" / "test.h5"
     garbage.write_bytes(b"this is not hdf5")
     with pytest.raises(UserError, match=re.escape(f"{garbage}: cannot be read as an HDF5 file")):
-        fp.split_ids(4, "test")
+        FairPlay(fairplay_root)
 
 
 def test_fairplay_missing_folders_are_refused(fairplay_root, tmp_path):
@@ -137,7 +140,7 @@ def test_fairplay_missing_folders_are_refused(fairplay_root, tmp_path):
         FairPlay(tmp_path / "nowhere")
     with pytest.raises(UserError, match=re.escape(f"{fairplay_root / 'frames' / '000003'}: frame folder")):
         FairPlay(fairplay_root).frame_paths("000003")
-    with pytest.raises(UserError, match="is not in binaural_audios"):
+    with pytest.raises(UserError, match="is in no split file"):
         FairPlay(fairplay_root).binaural("000777")
     (fairplay_root / "binaural_audios").rename(fairplay_root / "audio")
     with pytest.raises(UserError, match=re.escape(f"{fairplay_root / 'binaural_audios'}: folder is missing")):
@@ -191,11 +194,11 @@ def test_tasbench_json_list_and_mapping_read_the_same(tmp_path):
     assert load_tasbench(tmp_path / "map.json") == EXPECTED
 
 
-def test_frame_text_orders_left_to_right():
+def test_label_only_sources_get_the_builders_text_left_to_right():
     sources = [{"category": "harp", "label": "right"}, {"category": "voice", "label": "center"},
                {"category": "violin", "label": "left"}]
-    assert frame_text(sources) == "the violin on the left, the voice in the center, the harp on the right"
-    assert frame_text([]) == "silence"
+    assert dense_text(sources) == "the violin on the left, the voice in the center, the harp on the right"
+    assert dense_text([]) == "silence"
 
 
 @pytest.mark.parametrize("bad_line, message", [

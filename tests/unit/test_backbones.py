@@ -177,7 +177,7 @@ def test_vggish_backbone_scores_fd_and_fad_but_refuses_kl(random_vggish):
     clips = [rng.standard_normal((2, 16000)).astype(np.float32) * 0.1 for _ in range(3)]
     out = compute_generative(clips, clips, 16000, backbone=bb)
     assert set(out) == {"fd", "fad"}
-    assert out["fad"]["backbone"]["id"] == "vggish"
+    assert out["fad"].backbone["id"] == "vggish"
     with pytest.raises(UserError, match="no classifier"):
         compute_generative(clips, clips, 16000, backbone=bb, metric_ids=["kl"])
 
@@ -186,7 +186,7 @@ def test_vggish_backbone_scores_fd_and_fad_but_refuses_kl(random_vggish):
 
 
 def test_packaged_tas_cnn_weights_load_and_match_their_readme():
-    from tas_eval.data.sources import category_names
+    from tas_eval.data.builtin.sources import category_names
     from tas_eval.metrics.backbones.tas_cnn import WEIGHTS
 
     assert WEIGHTS.stat().st_size < 20 * 1024 * 1024
@@ -212,7 +212,7 @@ def test_tas_cnn_training_runs_and_writes_a_loadable_checkpoint(tiny_benchmark, 
     from tas_eval.metrics.backbones.tas_cnn import train
 
     record = train(tiny_benchmark, tmp_path / "tas_cnn.pt", steps=2, seed=0)
-    assert record["manifest_sha256"] == tiny_benchmark.manifest_hash
+    assert record["manifest_sha256"] == tiny_benchmark.content_hash
     assert record["train_sources"] > 0 and record["test_sources"] > 0
     assert 0.0 <= record["held_out_accuracy"] <= 1.0
     bb = load_backbone("tas_cnn", tmp_path / "tas_cnn.pt")

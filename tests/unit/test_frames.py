@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tas_eval.data import frames
+from tas_eval.data.builtin import frames
 from tas_eval.data.scene import direction_vector
 
 H = W = 224

@@ -180,15 +180,15 @@ def test_ground_truth_against_itself_is_zero_and_swapped_ears_are_not(random_tas
     downmix = [np.stack([r.mean(0), r.mean(0)]) for r in refs]
     mono = gen.compute_generative(downmix, refs, 16000, backbone=random_tas_cnn)
     for mid in ("fd", "fad"):
-        assert abs(same[mid]["value"]) < 1e-6 * other[mid]["value"]
+        assert abs(same[mid].value) < 1e-6 * other[mid].value
         # a downmix (what the published tools score) cannot tell swapped ears apart; per-ear scoring does
-        assert other[mid]["value"] > 0 and mono[mid]["value"] > 0
-    assert same["kl"]["details"]["per_channel"].keys() == {"L", "R"}
-    assert other["kl"]["value"] > same["kl"]["value"]
+        assert other[mid].value > 0 and mono[mid].value > 0
+    assert same["kl"].details["per_channel"].keys() == {"L", "R"}
+    assert other["kl"].value > same["kl"].value
     entry = same["fd"]
-    assert entry["backbone"] == {"id": "tas_cnn", "sha256": random_tas_cnn.weights_sha256}
-    assert entry["channel_mode"] == "lr" and entry["n"] == len(refs) and entry["direction"] == "lower"
-    assert same["is"]["direction"] == "higher"
+    assert entry.backbone == {"id": "tas_cnn", "sha256": random_tas_cnn.weights_sha256}
+    assert entry.channel_mode == "lr" and entry.n == len(refs) and entry.direction == "lower"
+    assert same["is"].direction == "higher"
 
 
 def test_clip_and_frame_embeddings_concatenate_the_ears(random_tas_cnn):
@@ -213,7 +213,7 @@ def test_errors_are_raised(random_tas_cnn):
     with pytest.raises(UserError):
         gen.compute_generative(refs[:2], refs, 16000, backbone=random_tas_cnn)
     with pytest.raises(UserError):
-        gen.compute_generative(refs, refs, 16000, backbone=random_tas_cnn, channel_mode="mid")
+        gen.compute_generative(refs, refs, 16000, gen.GenerativeOptions(channel_mode="mid"), backbone=random_tas_cnn)
 
 
 # ----------------------------------------------------------------------------------------- cache
@@ -234,21 +234,20 @@ def test_cache_key_depends_on_manifest_weights_and_channel_mode(random_tas_cnn):
 
 def test_cache_is_used_and_no_cache_recomputes(random_tas_cnn, isolated_home):
     refs = _binaural_set(n=4)
-    bench = types.SimpleNamespace(manifest_hash="d" * 64)
     ids = [f"i{k}" for k in range(4)]
-    first = gen.compute_generative(refs, refs, 16000, backbone=random_tas_cnn, benchmark=bench, split=3, item_ids=ids)
+    first = gen.compute_generative(refs, refs, 16000, backbone=random_tas_cnn, dataset_hash="d" * 64, split=3, item_ids=ids)
     key = stats_cache.reference_key(random_tas_cnn, "lr", "d" * 64, 3, 16000)
     cached = stats_cache.load(key)
     assert cached is not None and cached.item_ids == ids and cached.clip.shape == (4, 2 * random_tas_cnn.embedding_dim)
     # With the cache, the references given are not embedded again: other audio passed as references
     # still scores against the cached ones (FD of identical sets = 0) ...
     noise = [np.random.default_rng(9).standard_normal(r.shape).astype(np.float32) for r in refs]
-    again = gen.compute_generative(refs, noise, 16000, backbone=random_tas_cnn, benchmark=bench, split=3, item_ids=ids)
-    assert again["fd"]["value"] == pytest.approx(first["fd"]["value"], abs=1e-9)
+    again = gen.compute_generative(refs, noise, 16000, backbone=random_tas_cnn, dataset_hash="d" * 64, split=3, item_ids=ids)
+    assert again["fd"].value == pytest.approx(first["fd"].value, abs=1e-9)
     # ... and use_cache=False recomputes them (and refreshes the cache).
-    fresh = gen.compute_generative(refs, noise, 16000, backbone=random_tas_cnn, benchmark=bench, split=3, item_ids=ids,
-                                   use_cache=False)
-    assert fresh["fd"]["value"] > 1.0
+    fresh = gen.compute_generative(refs, noise, 16000, gen.GenerativeOptions(use_cache=False), backbone=random_tas_cnn,
+                                   dataset_hash="d" * 64, split=3, item_ids=ids)
+    assert fresh["fd"].value > 1.0
     assert np.allclose(stats_cache.load(key).clip, gen.embed_set(random_tas_cnn, noise, 16000, "lr", ids).clip)
 
 
@@ -258,7 +257,7 @@ def test_evaluate_records_generative_metrics_with_the_packaged_backbone(tiny_ben
     name the backbone and its weights hash."""
     from tas_eval.audio import write_wav
     from tas_eval.metrics.backbones import load_backbone
-    from tas_eval.runner import evaluate_predictions
+    from tas_eval.evaluation import evaluate_predictions
 
     pred_dir = tmp_path / "gt"
     for item_id in tiny_benchmark.split_ids(1, "test"):

@@ -337,7 +337,7 @@ def test_committed_display_schema_matches_the_metrics():
     if not hasattr(metrics_mod, "list_metrics"):
         pytest.skip("tas_eval.metrics has no list_metrics() yet")
     _, changes = B.sync_display_schema(B.load_display_schema(), metrics_mod.list_metrics())
-    assert changes == [], "run `python3 -m leaderboard.build --sync-display-schema`: " + "; ".join(changes)
+    assert changes == [], "run `tas-eval leaderboard --sync-display-schema`: " + "; ".join(changes)
 
 
 def test_paper_rows_are_well_formed():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,31 @@ def test_every_builtin_metric_is_registered_and_fully_described():
         assert isinstance(m, Metric) and get_metric(mid) is m
         assert m.direction in ("lower", "higher") and m.version and m.unit and m.definition and callable(m.fn)
         assert "\n" not in m.definition
-        assert m.provenance.startswith(("REFERENCES.md", "tas-eval")), mid
+        assert m.provenance.startswith("docs/metrics.md#"), mid
+
+
+def _sections(markdown: str) -> dict[str, str]:
+    """GitHub's anchor of every '## ' heading of a markdown text -> the text of its section."""
+    out, anchor = {}, None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            anchor = re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+            out[anchor] = ""
+        elif anchor is not None:
+            out[anchor] += line + "\n"
+    return out
+
+
+def test_every_provenance_resolves_into_the_shipped_definitions():
+    """`tas-eval metrics list` provenance = docs/metrics.md#<section> (<id>: source): the section exists
+    and defines that metric id."""
+    sections = _sections((REPO / "docs" / "metrics.md").read_text(encoding="utf-8"))
+    for m in list_metrics():
+        target, _, rest = m.provenance.partition(" ")
+        path, _, anchor = target.partition("#")
+        assert path == "docs/metrics.md" and anchor in sections, (m.id, m.provenance)
+        assert rest.startswith(f"({m.id}: "), (m.id, m.provenance)
+        assert f"`{m.id}`" in sections[anchor], f"docs/metrics.md#{anchor} does not define `{m.id}`"
 
 
 def test_a_wrong_id_names_close_matches():

@@ -18,7 +18,7 @@ import metrics_reference as R  # noqa: E402
 
 from tas_eval.errors import UserError  # noqa: E402
 from tas_eval.metrics import compute_metrics  # noqa: E402
-from tas_eval.metrics.spatial import _binaural_cues, dominant_source, spl_profile  # noqa: E402
+from tas_eval.metrics.spatial import _binaural_cues, dominant_source, frame_label, spl_profile  # noqa: E402
 
 SR = 16000
 SPATIAL_IDS = ["spl", "ild", "itd", "ic"]
@@ -211,3 +211,27 @@ def test_dominant_source_is_the_loudest_else_the_nearest():
     assert dominant_source([a, b])["label"] == "left"
     assert dominant_source([{k: v for k, v in a.items() if k != "level_db"}, b])["label"] == "right"
     assert dominant_source([]) is None
+
+
+def test_label_only_frames_count_when_their_sources_share_a_side():
+    """TASBench annotations carry names and left/center/right only: two sounding objects on one side name
+    that side; on different sides they name none and the frame is skipped (never a KeyError)."""
+    assert frame_label([{"category": "cello", "label": "left"}, {"category": "piano", "label": "left"}]) == "left"
+    assert frame_label([{"category": "cello", "label": "left"}, {"category": "piano", "label": "right"}]) is None
+    assert frame_label([{"category": "drum", "label": "center"}]) == "center"
+    assert frame_label([]) is None
+    assert dominant_source([{"category": "cello", "label": "left"}, {"category": "piano", "label": "right"}]) is None
+
+
+def test_direction_accuracy_on_tasbench_frames_known_answer(noise):
+    def objects(*labels):
+        return [{"category": c, "label": lab} for c, lab in zip(("cello", "piano", "drum"), labels)]
+
+    sources = [objects("left", "left"), objects("left", "right"), objects("right"), objects("center", "center"),
+               objects("left", "right", "center"), objects()]
+    ann = [{"frame_rate": 10, "frames": [{"t0": round(k * 0.1, 3), "sources": s, "text": ""} for k, s in enumerate(sources)]}]
+    # left-louder in every frame: right for frame 0 (left, left); frames 1 and 4 name no side; frame 5 has no source
+    pred = _panned(noise, [6, 6, 6, 6, 6, 6])
+    assert _values(pred, pred, ["direction_acc"], annotations=ann)["direction_acc"] == pytest.approx(1 / 3)
+    centre = _panned(noise, [0] * 6)
+    assert _values(centre, pred, ["direction_acc"], annotations=ann)["direction_acc"] == pytest.approx(1 / 3)

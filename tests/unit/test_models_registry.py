@@ -176,7 +176,7 @@ def test_clip_prompt_matches_a_direct_hrir_convolution_in_a_room():
     direct-to-reverberant ratio, match Mono-Mono's energy."""
     from baselines.common.prompt_parser import parse_prompt
     from baselines.text_pan import DRR_DB, TextPan, direction_of
-    from tas_eval.data.hrir import HRIRSet
+    from tas_eval.data.builtin.hrir import HRIRSet
 
     text = "the cello is located left, 2m away."
     parsed = parse_prompt(text)
@@ -245,9 +245,10 @@ def test_ls_datasets_lists_known_and_built_benchmarks(tmp_path, monkeypatch, cap
     (tmp_path / "data" / "not-a-build").mkdir()
     assert main(["ls", "datasets"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
-    assert f"built at {built} (manifest {'ab' * 6})" in rows["my-build"]
+    assert f"built at {built} (manifest {'ab' * 6}, profile custom, seed 5)" in rows["my-build"]
     assert "not-a-build" not in rows
     assert any("not built" in r for r in rows.values())  # the known profiles that are not built here
+    assert {"builtin", "fairplay", "spatialtas"} <= set(rows)  # the registered datasets
 
 
 def test_ls_metrics_lists_every_registered_metric(capsys):

@@ -10,9 +10,9 @@ import pytest
 from scipy.signal import coherence, correlate
 
 from tas_eval.audio import resample
-from tas_eval.data import room as room_acoustics
-from tas_eval.data.hrir import DEFAULT_SOFA, HRIRSet
-from tas_eval.data.render import direct_blockwise, render_scene, render_source, source_brir
+from tas_eval.data.builtin import room as room_acoustics
+from tas_eval.data.builtin.hrir import DEFAULT_SOFA, HRIRSet
+from tas_eval.data.builtin.render import direct_blockwise, render_scene, render_source, source_brir
 from tas_eval.errors import UserError
 
 SR = 44100

@@ -10,7 +10,7 @@ import librosa
 import numpy as np
 import pytest
 
-from tas_eval.data import sources
+from tas_eval.data.builtin import sources
 from tas_eval.errors import UserError
 
 SR = 16000
@@ -62,7 +62,7 @@ def test_output_does_not_depend_on_history_or_process():
     here = {f"{c}:{s}": _digest(sources.synthesize_source(c, 2.0, [(0.0, 2.0)], s, sr=SR)) for c, s in jobs}
     code = (
         "import hashlib\n"
-        "from tas_eval.data import sources\n"
+        "from tas_eval.data.builtin import sources\n"
         "sources.synthesize_source('guitar', 2.0, [(0.0, 2.0)], 99, sr=16000)\n"
         f"for c, s in {jobs[::-1]!r}:\n"
         "    x = sources.synthesize_source(c, 2.0, [(0.0, 2.0)], s, sr=16000)\n"

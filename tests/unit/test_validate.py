@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from tas_eval.cli import main
-from tas_eval.data.benchmark import Benchmark
+from tas_eval.data.builtin.benchmark import Benchmark
 from tas_eval.validate import check_model_name, validate_predictions
 
 SR = 16000
@@ -175,9 +175,9 @@ def test_unsafe_name_option_is_refused_before_anything_is_written(bench, tmp_pat
     folder = good_predictions(bench, tmp_path / "preds")
     results = tmp_path / "results"
     # validation passes; the name is refused before any metric runs or any file is written
-    import tas_eval.runner as runner
+    import tas_eval.evaluation as evaluation
 
-    monkeypatch.setattr(runner, "score", lambda *a, **k: pytest.fail("scored despite an unsafe name"))
+    monkeypatch.setattr(evaluation, "score", lambda *a, **k: pytest.fail("scored despite an unsafe name"))
     assert main(["evaluate", "--predictions", str(folder), "--split", "1", "--data", str(bench.root),
                  "--results", str(results), "--name", "../up"]) != 0
     assert not results.exists()

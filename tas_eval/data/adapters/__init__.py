@@ -2,7 +2,7 @@
 annotations and SpatialTAS-style prompt files."""
 
 from tas_eval.data.adapters.fairplay import FairPlay
-from tas_eval.data.adapters.spatialtas import load_spatialtas
-from tas_eval.data.adapters.tasbench import frame_text, load_tasbench
+from tas_eval.data.adapters.spatialtas import SpatialTAS, load_spatialtas
+from tas_eval.data.adapters.tasbench import load_tasbench
 
-__all__ = ["FairPlay", "frame_text", "load_spatialtas", "load_tasbench"]
+__all__ = ["FairPlay", "SpatialTAS", "load_spatialtas", "load_tasbench"]

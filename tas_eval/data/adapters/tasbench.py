@@ -22,9 +22,11 @@ the frame's start in seconds, a non-negative multiple of 0.1, strictly increasin
 defaults to i * 0.1 s);
 ``objects``, a list of ``{"name": str, "position": "left" | "center" | "right"}`` (``category`` and
 ``label`` are accepted as the keys of our own annotations); ``text`` (optional: when absent it is
-written from the objects, left to right, e.g. "the cello on the left, the piano on the right", and
-"silence" for a frame with no sounding object, as our built benchmark writes it).
+written from the objects, left to right, with the built benchmark's words, e.g. "the cello on the
+left, the upright bass on the right", and "silence" for a frame with no sounding object).
 
+Names become the built benchmark's category ids ("Upright Bass" -> "upright_bass", "speaker" ->
+"speech", tas_eval.data.prompts.category_id), so texts and labels read as the built benchmark's do.
 ``load_tasbench`` returns, per item id, the keys our built benchmark's annotations use for their
 dense frames (which add azimuth, elevation, distance and level that TASBench does not have)::
 
@@ -40,21 +42,9 @@ import json
 import math
 from pathlib import Path
 
+from tas_eval.data.prompts import category_id, dense_text
 from tas_eval.data.scene import FRAME_RATE, LABELS
 from tas_eval.errors import UserError
-
-SILENCE = "silence"  # text of a frame with no sounding object (the built benchmark's word)
-
-
-def frame_text(sources: list[dict]) -> str:
-    """TASBench-style text naming the sounding sources from left to right (SILENCE when none sounds)."""
-    if not sources:
-        return SILENCE
-    parts = []
-    for s in sorted(sources, key=lambda s: LABELS.index(s["label"])):
-        where = "in the center" if s["label"] == "center" else f"on the {s['label']}"
-        parts.append(f"the {s['category']} {where}")
-    return ", ".join(parts)
 
 
 def _normalize_item(item, where: str) -> tuple[str, dict]:
@@ -91,13 +81,13 @@ def _normalize_item(item, where: str) -> tuple[str, dict]:
                 raise UserError(f"{at}: an object has no 'name'.")
             if not isinstance(position, str) or position.strip().lower() not in LABELS:
                 raise UserError(f"{at}: object '{name}' has position {position!r}; expected one of {', '.join(LABELS)}.")
-            sources.append({"category": name.strip(), "label": position.strip().lower()})
+            sources.append({"category": category_id(name), "label": position.strip().lower()})
         sources.sort(key=lambda s: LABELS.index(s["label"]))
         text = frame.get("text")
         if text is not None and not isinstance(text, str):
             raise UserError(f"{at}: 'text' is not a string.")
         out.append({"t0": round(float(t) * FRAME_RATE) / FRAME_RATE, "sources": sources,
-                    "text": frame_text(sources) if text is None else text})
+                    "text": dense_text(sources) if text is None else text})
     return item_id, {"item_id": item_id, "frame_rate": FRAME_RATE, "frames": out}
 
 

@@ -7,7 +7,7 @@ of two 3x3 conv + BN + ReLU with 2x2 average pooling; mean over frequency; max +
 at a width that trains on a CPU in minutes (blocks of 8-16-32-64 channels, a 64-d embedding).
 
 It is trained by `tas-eval backbone train` on ISOLATED dry sources of the built-in benchmark (each
-scene's sources re-synthesized alone with tas_eval.data.sources.synthesize_source at 16 kHz, so every
+scene's sources re-synthesized alone with tas_eval.data.builtin.sources.synthesize_source at 16 kHz, so every
 training example has one clean label): the sources of the train items of split 1, on random
 crops (0.96 s) taken where the source sounds, with random gains. Held-out accuracy is measured on the sources
 of the test items of split 1, one prediction per whole clip. The weights ship in weights/tas_cnn.pt;
@@ -19,7 +19,6 @@ Checkpoint format: {"model": state_dict, "classes": [category, ...], "widths": [
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tas_eval.errors import UserError
+from tas_eval.io import atomic_path
 from tas_eval.metrics.backbones import Backbone, load_state_dict_strict, read_checkpoint
 from tas_eval.paths import file_sha256
 from tas_eval.metrics.backbones.panns import CONFIGS, ConvBlock, LogMelFrontEnd
@@ -138,7 +138,7 @@ def _active_frames(active: list, num_frames: int) -> np.ndarray:
 def isolated_sources(benchmark, ids: list[str], front: nn.Module, desc: str) -> list[dict]:
     """Every source of the scenes ``ids``, synthesized alone (dry, 16 kHz): its category, log mel
     (frames, 64) float32 and the mask of frames where it sounds."""
-    from tas_eval.data.sources import synthesize_source
+    from tas_eval.data.builtin.sources import synthesize_source
 
     out = []
     for item_id in tqdm(ids, desc=desc, unit="scene"):
@@ -209,7 +209,7 @@ def train(benchmark, out: str | os.PathLike, device: str = "cpu", seed: int = 0,
     Returns the training record (also stored in the checkpoint): classes, counts, steps, seconds,
     train and held-out (test items of ``split``) accuracy, dataset id and manifest hash.
     """
-    from tas_eval.data.sources import category_names
+    from tas_eval.data.builtin.sources import category_names
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -221,7 +221,7 @@ def train(benchmark, out: str | os.PathLike, device: str = "cpu", seed: int = 0,
     test_src = isolated_sources(benchmark, benchmark.split_ids(split, "test"), front, "tas_cnn: test sources")
     unknown = sorted({s["category"] for s in train_src + test_src} - set(classes))
     if unknown:
-        raise UserError(f"{benchmark.root}: scenes use categories {unknown} that tas_eval.data.sources does not know.")
+        raise UserError(f"{benchmark.root}: scenes use categories {unknown} that tas_eval.data.builtin.sources does not know.")
     by_class = [[i for i, s in enumerate(train_src) if s["category"] == c] for c in classes]
 
     network.to(device).train()
@@ -241,8 +241,8 @@ def train(benchmark, out: str | os.PathLike, device: str = "cpu", seed: int = 0,
         bar.set_postfix(loss=f"{running:.3f}")
     network.eval()
     record = {
-        "dataset_id": benchmark.dataset_id,
-        "manifest_sha256": benchmark.manifest_hash,
+        "dataset_id": benchmark.id,
+        "manifest_sha256": benchmark.content_hash,
         "split": split,
         "seed": seed,
         "steps": steps,
@@ -259,30 +259,8 @@ def train(benchmark, out: str | os.PathLike, device: str = "cpu", seed: int = 0,
     ckpt = {"model": {k: v.detach().cpu() for k, v in network.state_dict().items()}, "classes": classes,
             "widths": list(WIDTHS), "embedding_dim": EMBEDDING_DIM, "training": record}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(ckpt, tmp)
     record["sha256"] = file_sha256(out)
     record["bytes"] = out.stat().st_size
     return record
-
-
-def cli_train(args) -> int:
-    """`tas-eval backbone train`: train tas_cnn and write its checkpoint (default: the packaged weights file)."""
-    from tas_eval.data.build import resolve_benchmark
-
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but torch sees no CUDA device on this machine.")
-    benchmark = resolve_benchmark(args.profile, args.data_seed, args.data, build_if_missing=True)
-    out = Path(args.out) if args.out else WEIGHTS
-    record = train(benchmark, out, device=device, seed=args.seed)
-    print(json.dumps(record, indent=1))
-    print(f"tas_cnn: held-out accuracy {record['held_out_accuracy']:.3f} on {record['test_sources']} sources "
-          f"of the test items of split {record['split']} ({record['held_out_frame_accuracy']:.3f} on "
-          f"{record['held_out_frames']} 0.96 s frames); wrote {out} ({record['bytes'] / 1e6:.2f} MB, "
-          f"sha256 {record['sha256']})")
-    return 0

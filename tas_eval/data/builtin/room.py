@@ -36,7 +36,7 @@ import math
 import numpy as np
 from scipy.signal import fftconvolve
 
-from tas_eval.data.hrir import HRIRSet
+from tas_eval.data.builtin.hrir import HRIRSet
 from tas_eval.data.scene import azel_from_vector
 
 SPEED_OF_SOUND = 343.0  # m/s

@@ -1,7 +1,8 @@
-"""The `tas-eval` command line: parses arguments and calls the library (no logic of its own).
+"""The `tas-eval` command line: the parser, and ``main`` calling one handler of tas_eval.cli.commands.
 
-Every handler is ``module:function(args)`` imported only when its command runs, so that
-`tas-eval --help` stays fast and an optional part that is not installed breaks only its own command.
+The handlers are the only code of tas-eval that prints. Each is imported only when its command
+runs, so that `tas-eval --help` stays fast and an optional part that is not installed breaks only
+its own command.
 """
 
 from __future__ import annotations
@@ -16,9 +17,23 @@ from tas_eval.errors import UserError
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="small", choices=["tiny", "small", "full"], help="benchmark size (default: small)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the built-in benchmark (default: 0)")
-    p.add_argument("--data", default=None, metavar="DIR", help="a built benchmark folder (overrides --profile/--data-seed)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="builtin", metavar="NAME",
+                   help="builtin (default), fairplay, spatialtas, or a dataset a package registers (tas-eval ls datasets)")
+    g.add_argument("--data-root", "--data", dest="data_root", default=None, metavar="DIR",
+                   help="the dataset's folder (builtin: a built benchmark, overriding --profile/--data-seed)")
+    g.add_argument("--annotations", default=None, metavar="FILE", help="TASBench-style dense annotations (fairplay, spatialtas)")
+    g.add_argument("--prompts", default=None, metavar="FILE", help="SpatialTAS-style prompt file (fairplay, spatialtas)")
+    g.add_argument("--profile", default="small", choices=["tiny", "small", "full"], help="builtin: benchmark size (default: small)")
+    g.add_argument("--data-seed", type=int, default=0, help="builtin: seed of the benchmark (default: 0)")
+
+
+def _add_generative_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="tas_cnn", help="backbone of the generative metrics")
+    p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
+    p.add_argument("--no-cache", action="store_true", help="recompute cached reference statistics")
+    p.add_argument("--generative-channels", default="lr", choices=["lr", "lrs"],
+                   help="channels the generative metrics embed: lr = each ear; lrs = each ear and L-R (default: lr)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,12 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training and inference seed")
     p.add_argument("--train-profile", default=None, help="training config profile of the model (default: per device)")
     p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
-    p.add_argument("--backbone", default="tas_cnn", help="backbone of the generative metrics")
-    p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
-    p.add_argument("--no-cache", action="store_true", help="recompute cached reference statistics")
-    p.add_argument("--generative-channels", default="lr", choices=["lr", "lrs"],
-                   help="channels the generative metrics embed: lr = each ear; lrs = each ear and L-R (default: lr)")
-    p.set_defaults(handler="tas_eval.runner:cli_run")
+    _add_generative_options(p)
+    p.set_defaults(handler="run")
 
     p = sub.add_parser("evaluate", help="score a predictions directory against a test split")
     p.add_argument("--predictions", default=None, metavar="DIR")
@@ -53,21 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--results", default="results", metavar="DIR")
-    p.add_argument("--backbone", default="tas_cnn")
-    p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--generative-channels", default="lr", choices=["lr", "lrs"])
-    p.set_defaults(handler="tas_eval.runner:cli_evaluate")
+    _add_generative_options(p)
+    p.set_defaults(handler="evaluate")
 
     p = sub.add_parser("validate", help="check a predictions directory strictly, without scoring it")
     p.add_argument("predictions", metavar="DIR")
     p.add_argument("--split", type=int, required=True)
     _add_data_options(p)
-    p.set_defaults(handler="tas_eval.validate:cli_validate")
+    p.set_defaults(handler="validate")
 
-    p = sub.add_parser("ls", help="list datasets, models or metrics")
+    p = sub.add_parser("ls", help="list datasets, models or metrics; with data options, describe one dataset")
     p.add_argument("what", choices=["datasets", "models", "metrics"])
-    p.set_defaults(handler="tas_eval.listing:cli_ls")
+    _add_data_options(p)
+    p.set_defaults(handler="ls")
 
     p = sub.add_parser("data", help="build or inspect the built-in benchmark")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -76,31 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", default=None, metavar="DIR", help="output folder (default: TAS_EVAL_HOME/data/<dataset id>)")
     b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    b.set_defaults(handler="tas_eval.data.build:cli_build")
+    b.set_defaults(handler="data_build")
     s = dsub.add_parser("show", help="print an item's annotations; with --out write its audio and a figure")
     s.add_argument("item")
     _add_data_options(s)
     s.add_argument("--out", default=None, metavar="DIR")
-    s.set_defaults(handler="tas_eval.data.show:cli_show")
+    s.set_defaults(handler="data_show")
 
     p = sub.add_parser("metrics", help="describe the metrics")
     msub = p.add_subparsers(dest="metrics_command", required=True)
     m = msub.add_parser("list", help="id, direction, unit, provenance and definition of every metric")
-    m.set_defaults(handler="tas_eval.metrics:cli_list")
+    m.set_defaults(handler="metrics_list")
 
     p = sub.add_parser("backbone", help="the offline backbone of the generative metrics")
     bsub = p.add_subparsers(dest="backbone_command", required=True)
-    t = bsub.add_parser("train", help="train the tas_cnn classifier on the benchmark's isolated sources")
+    t = bsub.add_parser("train", help="train the tas_cnn classifier on the built-in benchmark's isolated sources")
     _add_data_options(t)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, metavar="FILE")
-    t.set_defaults(handler="tas_eval.metrics.backbones.tas_cnn:cli_train")
+    t.set_defaults(handler="backbone_train")
 
     p = sub.add_parser("leaderboard", help="regenerate the static leaderboard site from results/")
     p.add_argument("--results", default="results", metavar="DIR")
     p.add_argument("--out", default="site", metavar="DIR")
-    p.set_defaults(handler="leaderboard.build:cli_leaderboard")
+    p.add_argument("--sync-display-schema", action="store_true",
+                   help="instead: bring display_schema.json's metric fields in line with the metrics (maintainers)")
+    p.add_argument("--check", action="store_true", help="with --sync-display-schema: only report; exit 1 if out of sync")
+    p.set_defaults(handler="leaderboard")
     return parser
 
 
@@ -108,17 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tas-eval` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    module_name, _, func = args.handler.partition(":")
     try:
-        handler = getattr(importlib.import_module(module_name), func)
-        return int(handler(args) or 0)
+        commands = importlib.import_module("tas_eval.cli.commands")
+        return int(getattr(commands, args.handler)(args) or 0)
     except UserError as exc:
         print(f"tas-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tas-eval: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`tas-eval data show ITEM`: an item's annotations as text; with --out, its audio and a figure."""
+"""What `tas-eval data show ITEM` shows of a built item: its annotations as text, and a figure."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tas_eval.audio import write_wav
-from tas_eval.data.benchmark import Benchmark
-from tas_eval.errors import UserError
+from tas_eval.data.builtin.benchmark import Benchmark
 
 
 def describe(bench: Benchmark, item_id: str) -> str:
     """Human-readable annotation of one item: scene, dense text as time ranges, clip prompts."""
     scene, ann = bench.scene(item_id), bench.annotation(item_id)
-    lines = [f"item {item_id} of {bench.dataset_id}: {scene['duration_s']:.1f} s, room "
+    lines = [f"item {item_id} of {bench.id}: {scene['duration_s']:.1f} s, room "
              f"{' x '.join(f'{v:.1f}' for v in scene['room']['size_m'])} m, RT60 {scene['room']['rt60_s']:.2f} s"]
     for s in scene["sources"]:
         traj = " -> ".join(f"az {p['azimuth']:+.0f} el {p['elevation']:+.0f} {p['distance']:.1f} m" for p in s["trajectory"])
@@ -43,7 +41,7 @@ def write_figure(bench: Benchmark, item_id: str, path: Path) -> None:
     import librosa
     import matplotlib.pyplot as plt
 
-    from tas_eval.data.frames import render_frames
+    from tas_eval.data.builtin.frames import render_frames
 
     audio = bench.binaural(item_id)
     sr = bench.sample_rate
@@ -70,22 +68,3 @@ def write_figure(bench: Benchmark, item_id: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def cli_show(args) -> int:
-    """`tas-eval data show ITEM [--out DIR]`."""
-    from tas_eval.data.build import resolve_benchmark
-
-    bench = resolve_benchmark(args.profile, args.data_seed, args.data)
-    if args.item not in bench.all_ids():
-        raise UserError(f"{bench.root}: has no item '{args.item}' (items look like {bench.all_ids()[0]}).")
-    print(describe(bench, args.item))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        audio = bench.binaural(args.item)
-        write_wav(out / f"{args.item}_binaural.wav", audio, bench.sample_rate)
-        write_wav(out / f"{args.item}_mono.wav", audio[0:1] + audio[1:2], bench.sample_rate)
-        write_figure(bench, args.item, out / f"{args.item}.png")
-        print(f"wrote {out / (args.item + '_binaural.wav')}, {args.item}_mono.wav and {args.item}.png")
-    return 0

@@ -14,7 +14,6 @@ The manifest lists every file's sha256 and is written last: a folder without one
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -29,9 +28,10 @@ import numpy as np
 from tqdm import tqdm
 
 from tas_eval.audio import SAMPLE_RATE, resample, write_wav
-from tas_eval.data.benchmark import NUM_SPLITS, Benchmark
+from tas_eval.data.protocol import NUM_SPLITS, content_digest
 from tas_eval.data.scene import FRAME_RATE, azel_from_vector, direction_vector, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
+from tas_eval.io import TMP_PREFIX, write_bytes_atomic
 from tas_eval.paths import data_root, file_sha256
 
 log = logging.getLogger(__name__)
@@ -290,8 +290,8 @@ def annotate(scene: dict, dry: list[np.ndarray], sr: int) -> dict:
 
 def render_clip(scene: dict) -> tuple[np.ndarray, list[np.ndarray]]:
     """Binaural audio of a scene at 16 kHz (2, T) float32 and its dry sources at 44.1 kHz."""
-    from tas_eval.data import render, sources
-    from tas_eval.data.hrir import HRIRSet
+    from tas_eval.data.builtin import render, sources
+    from tas_eval.data.builtin.hrir import HRIRSet
 
     duration = scene["duration_s"]
     dry = [
@@ -309,16 +309,10 @@ def _json_bytes(obj: dict) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def build_item(out: str, index: int, seed: int, duration: float) -> str:
     """Make clip ``index`` (scene, audio, annotation) under ``out``; returns its item id. Skips a clip
     whose three files already exist (every file is written atomically, so existing means complete)."""
-    from tas_eval.data import frames, sources
+    from tas_eval.data.builtin import frames, sources
 
     root = Path(out)
     scene = sample_scene(index, seed, duration, sources.category_names())
@@ -330,8 +324,8 @@ def build_item(out: str, index: int, seed: int, duration: float) -> str:
     audio, dry = render_clip(scene)
     annotation = annotate(scene, dry, RENDER_SR)
     write_wav(paths[0], audio, SAMPLE_RATE)
-    _write_atomic(paths[1], _json_bytes(scene))
-    _write_atomic(paths[2], _json_bytes(annotation))
+    write_bytes_atomic(paths[1], _json_bytes(scene))
+    write_bytes_atomic(paths[2], _json_bytes(annotation))
     return item
 
 
@@ -356,7 +350,7 @@ def write_splits(root: Path, ids: list[str], seed: int) -> None:
         folder = root / "splits" / f"split{k}"
         folder.mkdir(parents=True, exist_ok=True)
         for part, part_ids in parts.items():
-            _write_atomic(folder / f"{part}.txt", ("\n".join(part_ids) + "\n").encode())
+            write_bytes_atomic(folder / f"{part}.txt", ("\n".join(part_ids) + "\n").encode())
 
 
 def write_manifest(root: Path, profile: Profile, seed: int) -> dict:
@@ -364,9 +358,9 @@ def write_manifest(root: Path, profile: Profile, seed: int) -> dict:
     files = {}
     for folder in ("audio", "scenes", "annotations", "splits"):
         for path in sorted((root / folder).rglob("*")):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+            if path.is_file() and not path.name.startswith(TMP_PREFIX):
                 files[path.relative_to(root).as_posix()] = file_sha256(path)
-    digest = hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+    digest = content_digest(files)
     manifest = {
         "dataset_id": dataset_id(profile.name, seed),
         "dataset": DATASET_NAME,
@@ -381,22 +375,23 @@ def write_manifest(root: Path, profile: Profile, seed: int) -> dict:
         "files": files,
         "manifest_sha256": digest,
     }
-    _write_atomic(root / "manifest.json", _json_bytes(manifest))
+    write_bytes_atomic(root / "manifest.json", _json_bytes(manifest))
     return manifest
 
 
 def _check_assets() -> None:
     """Fail early, with the file's name, on a missing SOFA file, soundfont or espeak-ng. Loading them
     in the parent also lets forked workers share the loaded HRIRs and soundfont."""
-    from tas_eval.data import hrir, sources
+    from tas_eval.data.builtin import hrir, sources
 
     hrir.HRIRSet.load()
     sources.check_assets()
 
 
 def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | None = None, workers: int | None = None,
-                    progress: bool = True) -> Benchmark:
-    """Build the benchmark of ``profile`` with ``seed`` into ``out`` (default: data root / dataset id)."""
+                    progress: bool = True) -> Path:
+    """Build the benchmark of ``profile`` with ``seed`` into ``out`` (default: data root / dataset id); returns
+    its folder (tas_eval.data.builtin.benchmark.Benchmark reads it)."""
     if profile not in PROFILES:
         raise UserError(f"Unknown profile '{profile}': use one of {', '.join(PROFILES)}.")
     prof = PROFILES[profile]
@@ -407,7 +402,7 @@ def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | Non
         existing = json.loads(manifest_path.read_text())
         if all(existing.get(k) == v for k, v in identity.items()):
             log.info("%s is already built (manifest %s)", root, existing["manifest_sha256"][:12])
-            return Benchmark(root)
+            return root
         manifest_path.unlink()
     _check_assets()
     # An interrupted build of the same generator, profile and seed resumes (every file was written
@@ -417,7 +412,7 @@ def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | Non
         for folder in ("audio", "scenes", "annotations", "splits"):
             shutil.rmtree(root / folder, ignore_errors=True)
         root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(started, _json_bytes(identity))
+        write_bytes_atomic(started, _json_bytes(identity))
     for folder in ("audio", "scenes", "annotations"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
@@ -441,25 +436,4 @@ def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | Non
     manifest = write_manifest(root, prof, seed)
     log.info("built %d clips in %.1f s into %s (manifest %s)", len(ids), time.perf_counter() - start, root,
              manifest["manifest_sha256"][:12])
-    return Benchmark(root)
-
-
-def resolve_benchmark(profile: str = "small", seed: int = 0, data: str | Path | None = None,
-                      build_if_missing: bool = True) -> Benchmark:
-    """The benchmark a command works on: ``data`` if given, else the built profile/seed (built if missing)."""
-    if data:
-        return Benchmark(data)
-    root = data_root() / dataset_id(profile, seed)
-    if (root / "manifest.json").is_file():
-        return Benchmark(root)
-    if not build_if_missing:
-        raise UserError(f"{root}: not built yet; run `tas-eval data build --profile {profile} --seed {seed}`.")
-    log.info("building the %s profile (seed %d) into %s", profile, seed, root)
-    return build_benchmark(profile, seed)
-
-
-def cli_build(args) -> int:
-    """`tas-eval data build`."""
-    bench = build_benchmark(args.profile, args.seed, args.out, args.workers)
-    print(f"{bench.root}  {bench.dataset_id}  manifest {bench.manifest_hash}")
-    return 0
+    return root

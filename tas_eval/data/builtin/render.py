@@ -6,11 +6,11 @@ Per source, at ``sr`` Hz (44.1 kHz, the HRIRs' rate):
   intervals with 5 ms raised-cosine fades, so that the audio agrees with the annotations whatever the
   dry signal holds in the silent stretches (the room still rings on after a gate closes);
 - direct sound: through the HRIR of its direction (nearest measured direction, see
-  tas_eval.data.hrir), attenuated as 1/r relative to 1 m (r floored at 0.2 m) and delayed by r / c
+  tas_eval.data.builtin.hrir), attenuated as 1/r relative to 1 m (r floored at 0.2 m) and delayed by r / c
   (c = 343 m/s; fractional delays, rounded to 1/64 sample, by a Kaiser-windowed sinc of 32 taps);
-- early reflections: image sources up to order 3 (tas_eval.data.room), each through the HRIR of its
+- early reflections: image sources up to order 3 (tas_eval.data.builtin.room), each through the HRIR of its
   arrival direction with its own 1/r attenuation, delay and wall losses;
-- late tail: tas_eval.data.room.late_tail, a diffuse field with the room's RT60, seeded from
+- late tail: tas_eval.data.builtin.room.late_tail, a diffuse field with the room's RT60, seeded from
   (scene["seed"], source index), so two sources in one room get independent tails; for a far source
   whose first reflection arrives after the tail's fade-in has begun, the tail is gated (5 ms fade)
   to start with that first reflection, so nothing reverberates before the sound has reached a wall.
@@ -35,8 +35,8 @@ import numpy as np
 from scipy import special
 from scipy.signal import fftconvolve
 
-from tas_eval.data import room as room_acoustics
-from tas_eval.data.hrir import HRIRSet
+from tas_eval.data.builtin import room as room_acoustics
+from tas_eval.data.builtin.hrir import HRIRSet
 from tas_eval.data.scene import direction_vector, position_at
 
 SAMPLE_RATE = 44100

@@ -1,4 +1,4 @@
-"""Reading a built benchmark from disk.
+"""The built-in benchmark on disk, through the dataset protocol (tas_eval.data.protocol).
 
 Layout of a built benchmark folder (``<data_root>/<dataset_id>/``)::
 
@@ -11,31 +11,49 @@ Layout of a built benchmark folder (``<data_root>/<dataset_id>/``)::
     splits/split<N>/{train,val,test}.txt   one item id per line, N = 1..10
 
 Angles are degrees; azimuth 0 = straight ahead, +90 = LEFT, -90 = right (counter-clockwise seen from
-above, the SOFA convention); elevation +90 = up; distance in metres.
+above, the SOFA convention); elevation +90 = up; distance in metres. The content hash is the
+manifest's hash; frames are rendered from the scene files, which it covers.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from tas_eval.audio import read_wav
+from tas_eval.data.builtin.build import build_benchmark, dataset_id
+from tas_eval.data.protocol import NUM_SPLITS, PARTS, DataOptions, Dataset
 from tas_eval.errors import UserError
+from tas_eval.paths import data_root
 
-PARTS = ("train", "val", "test")
-NUM_SPLITS = 10
+log = logging.getLogger(__name__)
 
 
-class Benchmark:
+class Benchmark(Dataset):
     """A built benchmark on disk (see the module docstring for its layout)."""
+
+    name = "builtin"
+    description = ("the built-in benchmark, synthesized from measured HRIRs and sampled sources "
+                   "(--profile tiny|small|full, --data-seed S, or --data-root DIR of a build)")
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         if not (self.root / "manifest.json").is_file():
             raise UserError(f"{self.root}: is not a built benchmark (no manifest.json); build one with `tas-eval data build`.")
+
+    @classmethod
+    def open(cls, options: DataOptions, build_if_missing: bool = False) -> "Benchmark":
+        """``--data-root DIR`` if given, else the build of ``--profile`` and ``--data-seed`` (built when missing if asked)."""
+        for flag, value in (("--annotations", options.annotations), ("--prompts", options.prompts)):
+            if value:
+                raise UserError(f"{flag} {value}: the built-in benchmark carries its own annotations and prompts; "
+                                "give it with --dataset fairplay or --dataset spatialtas.")
+        return resolve_benchmark(options.profile, options.seed, options.root, build_if_missing=build_if_missing)
 
     @cached_property
     def manifest(self) -> dict:
@@ -46,19 +64,31 @@ class Benchmark:
             raise UserError(f"{self.root / 'manifest.json'}: is not valid JSON ({exc.msg}).") from exc
 
     @property
-    def dataset_id(self) -> str:
+    def id(self) -> str:
         """Dataset id, e.g. ``tasbench-synth-small-s0``."""
         return self.manifest["dataset_id"]
 
     @property
-    def manifest_hash(self) -> str:
-        """sha256 over the sorted (path, sha256) list: identifies the exact content of the build."""
+    def content_hash(self) -> str:
+        """sha256 over the sorted (path, sha256) list of the manifest: the exact content of the build."""
         return self.manifest["manifest_sha256"]
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the build was made with."""
+        seed = self.manifest.get("seed")
+        return None if seed is None else int(seed)
 
     @property
     def sample_rate(self) -> int:
         """Sample rate of the audio files in Hz (16000)."""
         return int(self.manifest["sample_rate"])
+
+    def record(self) -> dict:
+        """The dataset block of a results file."""
+        m = self.manifest
+        return {"id": self.id, "version": str(m.get("generator_version", "unknown")),
+                "manifest_sha256": self.content_hash, "profile": str(m.get("profile", "custom"))}
 
     def split_ids(self, split: int, part: str = "test") -> list[str]:
         """Item ids of ``part`` (train/val/test) of split ``split`` (1..10), in file order."""
@@ -87,6 +117,14 @@ class Benchmark:
             raise UserError(f"{path}: expected 2 channels at {self.sample_rate} Hz, found {audio.shape[0]} at {sr} Hz.")
         return audio
 
+    def num_samples(self, item_id: str) -> int:
+        """Length of the item's audio in samples, from the WAV header."""
+        path = self.audio_path(item_id)
+        try:
+            return int(sf.info(str(path)).frames)
+        except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+            raise UserError(f"{path}: the audio of item '{item_id}' cannot be read ({exc}).") from exc
+
     def scene(self, item_id: str) -> dict:
         """The scene description of ``item_id`` (sources, trajectories, room, visual case)."""
         return self._json("scenes", item_id)
@@ -94,6 +132,23 @@ class Benchmark:
     def annotation(self, item_id: str) -> dict:
         """The annotation of ``item_id`` (dense frames, clip prompts, counterfactual prompts)."""
         return self._json("annotations", item_id)
+
+    def missing_guidance(self, item_id: str, kind: str) -> str | None:
+        """None: every built item has dense text, clip prompts and a scene to render frames from."""
+        folder = {"text": "annotations", "visual": "scenes"}[kind]
+        path = self.root / folder / f"{item_id}.json"
+        return None if path.is_file() else f"{path}: is missing, so item '{item_id}' has no {kind} guidance."
+
+    def frames(self, item_id: str):
+        """A function ``(times_s, size=(224, 224)) -> uint8 (N, H, W, 3)`` rendering the item's video frames."""
+        from tas_eval.data.builtin.frames import render_frames
+
+        scene = self.scene(item_id)
+
+        def render(times_s, size=(224, 224)) -> np.ndarray:
+            return render_frames(scene, np.asarray(times_s, dtype=float), size)
+
+        return render
 
     def _json(self, folder: str, item_id: str) -> dict:
         path = self.root / folder / f"{item_id}.json"
@@ -103,3 +158,17 @@ class Benchmark:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: is not valid JSON ({exc.msg}).") from exc
+
+
+def resolve_benchmark(profile: str = "small", seed: int = 0, data: str | Path | None = None,
+                      build_if_missing: bool = True) -> Benchmark:
+    """The benchmark a command works on: ``data`` if given, else the built profile/seed (built if missing)."""
+    if data:
+        return Benchmark(data)
+    root = data_root() / dataset_id(profile, seed)
+    if (root / "manifest.json").is_file():
+        return Benchmark(root)
+    if not build_if_missing:
+        raise UserError(f"{root}: not built yet; run `tas-eval data build --profile {profile} --seed {seed}`.")
+    log.info("building the %s profile (seed %d) into %s", profile, seed, root)
+    return Benchmark(build_benchmark(profile, seed))

@@ -15,7 +15,7 @@ Interpolating between measured HRIRs sums responses with different onset delays 
 the result unless the delays are first separated out; nearest neighbour keeps every filter a real
 measurement, and its angular error (at most about half the grid spacing, <= 3.2 degrees in azimuth
 near the horizontal plane) is below the localisation blur of human listeners for most directions.
-Moving sources are rendered block-wise with crossfades (tas_eval.data.render), which hides the
+Moving sources are rendered block-wise with crossfades (tas_eval.data.builtin.render), which hides the
 switches between neighbouring measurements. Directions below the lowest measured elevation
 (-40 degrees for KEMAR) get the nearest measured one.
 """

@@ -1,0 +1,118 @@
+"""The one evaluation path: validate -> read -> score -> results record.
+
+`tas-eval evaluate --predictions DIR` calls ``evaluate_predictions`` on an outside submission;
+`tas-eval run` first writes its own predictions directory and then calls the same function;
+`tas-eval evaluate --ground-truth` writes the test references as a predictions directory and calls it
+too. Nothing is written unless the directory validates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from tas_eval import results as results_mod
+from tas_eval.audio import write_wav
+from tas_eval.data.protocol import Dataset
+from tas_eval.device import describe_device
+from tas_eval.errors import UserError
+from tas_eval.metrics import score
+from tas_eval.metrics.generative import GenerativeOptions
+from tas_eval.validate import read_model_json, read_prediction, require_valid
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ITEMS = 3  # clips kept under results/.../samples for listening
+GROUND_TRUTH = "ground_truth"  # results folder of the references scored against themselves
+
+
+def evaluate_predictions(
+    pred_dir: str | os.PathLike,
+    dataset: Dataset,
+    split: int,
+    *,
+    name: str | None = None,
+    results_root: str | os.PathLike = "results",
+    device: str = "cpu",
+    run_info: dict | None = None,
+    metric_ids: list[str] | None = None,
+    generative: GenerativeOptions | None = None,
+    samples: bool = True,
+) -> tuple[dict, Path]:
+    """Validate, read, score and record a predictions directory for the test part of ``split``.
+
+    ``generative`` holds the options of the set-level metrics (FD, FAD, KL, IS). ``name`` defaults to
+    model.json's "name", else the directory's name. ``run_info`` holds what a `tas-eval run` knows
+    beyond the predictions (config, checkpoint_sha256, seeds, device, timings, extra); an outside
+    submission records its model.json instead. ``samples`` keeps a few predicted clips for listening.
+    Returns (results dict, results folder).
+    """
+    start = time.perf_counter()
+    pred_dir = Path(pred_dir)
+    require_valid(pred_dir, dataset, split)
+    model_json = read_model_json(pred_dir)
+    name = name or model_json.get("name") or pred_dir.resolve().name
+    if name == GROUND_TRUTH and not (run_info or {}).get("extra", {}).get("ground_truth"):
+        raise UserError(f"{pred_dir}: the model name '{GROUND_TRUTH}' is kept for the references' own scores "
+                        "(tas-eval evaluate --ground-truth); choose another name.")
+    record = dataset.record()
+    folder = results_mod.results_dir(results_root, record["id"], split, name)  # refuses unsafe names
+
+    ids = dataset.split_ids(split, "test")
+    preds = [read_prediction(pred_dir, item_id) for item_id in ids]
+    refs = [dataset.binaural(item_id) for item_id in ids]
+    annotations = [dataset.annotation(item_id) or {} for item_id in ids]
+    scores = score(preds, refs, dataset.sample_rate, item_ids=ids, annotations=annotations, metric_ids=metric_ids,
+                   device=device, generative=generative, dataset_hash=dataset.content_hash, split=split)
+
+    items = [{"item_id": i} for i in ids]
+    for mid, values in scores.per_item.items():
+        for item, x in zip(items, values):
+            item[mid] = float(x) if math.isfinite(x) else None  # the item could not be scored
+    info = dict(run_info or {})
+    extra = dict(info.get("extra", {}))
+    extra["metric_options"] = {"peak_normalization": True}
+    if scores.unscored:
+        extra["metrics_without_values"] = scores.unscored
+    if run_info is None:
+        extra["submission"] = {k: model_json[k] for k in ("name", "version", "description", "guidance") if k in model_json}
+    timings = dict(info.get("timings", {}))
+    timings["evaluate"] = time.perf_counter() - start
+    results = results_mod.new_results(
+        model=name, dataset=record, split=split, config=info.get("config", {}),
+        checkpoint_sha256=info.get("checkpoint_sha256"), seeds=info.get("seeds", {}),
+        device=info.get("device", describe_device(device)), timings=timings,
+        metrics={mid: r.as_dict() for mid, r in scores.records.items()}, extra=extra,
+    )
+    results_mod.write_results(folder, results, items)
+    chosen = results_mod.pick_sample_items(ids, SAMPLE_ITEMS)
+    by_id = dict(zip(ids, zip(preds, refs)))
+    if samples:  # ``samples`` False: the predictions are the references, already kept below
+        results_mod.write_samples(folder, {i: by_id[i][0] for i in chosen}, dataset.sample_rate)
+    results_mod.write_reference_samples(results_root, record, split, {i: by_id[i][1] for i in chosen},
+                                        dataset.sample_rate)
+    log.info("wrote %s", folder / results_mod.RESULTS_FILE)
+    return results, folder
+
+
+def evaluate_ground_truth(dataset: Dataset, split: int, *, results_root: str | os.PathLike = "results",
+                          device: str = "cpu", generative: GenerativeOptions | None = None) -> tuple[dict, Path]:
+    """Score the test references against themselves through ``evaluate_predictions``: the ground-truth row.
+
+    The distances are 0 by construction; the row is there for the metrics that do not score a
+    distance to the reference: direction_acc (what real binaural audio scores against the annotated
+    labels; a model can score above it by exaggerating level differences towards the labels, and
+    Mono-Mono's all-center output can too on a split with many center labels) and IS. The results
+    record extra.ground_truth = true, and the leaderboard shows such a row under each table, unranked.
+    """
+    with tempfile.TemporaryDirectory(prefix="tas-eval-ground-truth-") as tmp:
+        for item_id in dataset.split_ids(split, "test"):
+            write_wav(Path(tmp) / f"{item_id}.wav", dataset.binaural(item_id), dataset.sample_rate)
+        info = {"config": {}, "seeds": {}, "device": describe_device(device),
+                "extra": {"ground_truth": True, "description": "the test references scored against themselves"}}
+        return evaluate_predictions(tmp, dataset, split, name=GROUND_TRUTH, results_root=results_root,
+                                    device=device, run_info=info, generative=generative, samples=False)
