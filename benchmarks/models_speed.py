@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from baselines.common.inference import window_chunk
-from tas_eval.audio import sliding_window_inference, window_starts
+from tas_eval.audio import mono_from_binaural, sliding_window_inference, window_starts
 from tas_eval.models import get_model_class
 
 DEFAULT_MODELS = ["ours", "ours_saf", "audio_only", "add", "conv", "ours_saf_tokens", "mono2binaural_text",
@@ -44,7 +44,7 @@ class RandomCrops:
 
     def batch(self, step: int, batch_size: int) -> dict:
         binaural = torch.from_numpy(self.rng.standard_normal((batch_size, 2, self.length)).astype(np.float32))
-        mono = binaural[:, 0:1] + binaural[:, 1:2]
+        mono = mono_from_binaural(binaural)
         return {"mono": mono, "binaural": binaural, "diff": binaural[:, 0:1] - binaural[:, 1:2],
                 "prompts": [TEXTS[(step + i) % len(TEXTS)] for i in range(batch_size)],
                 "item_ids": [f"x{i}" for i in range(batch_size)], "centres_s": [0.5] * batch_size}

@@ -25,7 +25,12 @@ def isolated_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_benchmark(isolated_home):
-    """The tiny profile (24 clips of 4 s, seed 3), built once per session where `resolve_benchmark` finds it."""
-    from tas_eval.data.builtin.benchmark import resolve_benchmark
+    """The tiny profile (24 clips of 4 s, seed 3), built once per session where `resolve_benchmark` finds it.
 
-    return resolve_benchmark("tiny", TINY_SEED)
+    On a machine that cannot build it (no synthesizers, e.g. a GPU machine), TAS_EVAL_TINY_BUILD names
+    a tiny build made elsewhere to use instead.
+    """
+    from tas_eval.data.builtin.benchmark import Benchmark, resolve_benchmark
+
+    prebuilt = os.environ.get("TAS_EVAL_TINY_BUILD")
+    return Benchmark(prebuilt) if prebuilt else resolve_benchmark("tiny", TINY_SEED)

@@ -337,3 +337,22 @@ def test_a_trained_baseline_moves_its_networks_to_the_device(name):
     model._build(model.configs["tiny"])
     model.to("cuda")
     assert {p.device.type for p in model.net.parameters()} == {"cuda"}
+
+
+def test_the_prepared_device_run_dry_runs_on_a_cpu(tiny_benchmark, tmp_path):
+    """scripts/device_run.sh with DEVICE=cpu DRY_RUN=1: every step runs and the outputs come back."""
+    import tarfile
+
+    out = tmp_path / "out"
+    env = dict(_env(tmp_path / "home"), OUT=str(out), DATA=str(tiny_benchmark.root), DEVICE="cpu", DRY_RUN="1")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "device_run.sh")], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["device_tests.txt", "env.txt", "results.tar", "run_ours_saf.txt",
+                                                     "speed.txt"]
+    assert "device-tests: exit 0" in (out / "device_tests.txt").read_text()
+    with tarfile.open(out / "results.tar") as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("ours_saf/results.json"))
+        results = json.loads(tar.extractfile(member).read())
+    assert results["device"] == "cpu" and results["extra"]["config_profile"] == "tiny"
+    assert "ours_saf" in (out / "speed.txt").read_text()
