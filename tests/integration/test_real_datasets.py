@@ -94,7 +94,7 @@ def _mixed_label_frames(annotation: dict) -> bool:
 
 
 def test_text_pan_on_fairplay_scores_each_clip_as_the_builtin_path_does(tiny_benchmark, fairplay, tmp_path, capsys):
-    builtin, real = tmp_path / "builtin", tmp_path / "fairplay"
+    builtin = real = tmp_path / "results"
     assert main(["run", "--model", "text_pan", "--split", "1", "--data-root", str(tiny_benchmark.root),
                  "--results", str(builtin), "--device", "cpu"]) == 0
     assert main(["run", "--model", "text_pan", "--split", "1", *fairplay["options"], "--results", str(real),
@@ -118,6 +118,11 @@ def test_text_pan_on_fairplay_scores_each_clip_as_the_builtin_path_does(tiny_ben
             assert items_b[item_id][mid] == value, (item_id, mid)
     for mid in SET_LEVEL:
         assert b["metrics"][mid]["value"] == a["metrics"][mid]["value"], mid
+    # The leaderboard shows both, never in one table.
+    assert main(["leaderboard", "--results", str(real), "--out", str(tmp_path / "site")]) == 0
+    tables = json.loads((tmp_path / "site" / "leaderboard.json").read_text())["tables"]
+    assert sorted(t["dataset_id"] for t in tables) == sorted(["fairplay", tiny_benchmark.id])
+    assert all(len({r["folder"] for r in t["rows"]}) == 1 for t in tables)
 
 
 def test_evaluate_a_submission_against_fairplay(tiny_benchmark, fairplay, tmp_path):

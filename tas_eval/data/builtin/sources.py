@@ -24,7 +24,7 @@ How each kind of source is made:
 Determinism note: resetting one long-lived FluidSynth synth between renders (system reset, all
 sounds off) does NOT give repeatable output: voices keep internal state from earlier notes, so a
 render depends on what was rendered before it. The soundfont is therefore loaded once per process
-(``_soundfont()``) and every render uses a fresh, light synth (about 4 ms to create) that borrows
+(``_soundfont()``) and every render uses a fresh, light synth (cheap to create) that borrows
 the loaded soundfont. With that, renders are byte-identical across processes, forked workers and
 call orders (tests/unit/test_sources.py checks it). Events are placed on FluidSynth's 64-sample
 blocks (1.45 ms at 44.1 kHz) and the float output is read directly (no dither).
