@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 import soundfile as sf
 
 from tas_eval.errors import UserError
-from tas_eval.io import write_bytes_atomic
+from tas_eval.io import is_temporary, remove_leftovers, write_bytes_atomic
 from tas_eval.results import (
     REFERENCE_DIR,
     REFERENCE_FILE,
@@ -283,8 +284,7 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
     for path, res in iter_results(root):
         rel = path.relative_to(root).as_posix()
         if isinstance(res, ResultsError):
-            # Paths relative to results/, so that the page does not depend on where results/ lies.
-            warnings.append(f"skipped: {str(res).replace(str(root) + os.sep, '')}")
+            warnings.append(f"skipped: {res}")  # build_site cuts the machine's paths from every warning
             log.warning("skipped %s", res)
             continue
         runs.append({"file": rel, "folder": path.parent.name, "results": res})
@@ -405,7 +405,7 @@ def _samples(root: Path, tables: list[dict], warnings: list[str]) -> list[dict]:
             # Without a reference, listen to whatever predictions there are (sorted, the same ids for all).
             ids = set()
             for row in models:
-                ids |= {p.stem for p in (split_dir / row["folder"] / SAMPLES_DIR).glob("*.wav")}
+                ids |= {p.stem for p in (split_dir / row["folder"] / SAMPLES_DIR).glob("*.wav") if not is_temporary(p.name)}
             item_ids = sorted(ids)
         items = []
         for item_id in sorted(item_ids)[:MAX_SAMPLE_ITEMS]:
@@ -584,6 +584,18 @@ def _jinja_env():
     return env
 
 
+def _without_machine_paths(text: str, root: Path) -> str:
+    """A warning with the results folder's path (as given, and absolute) cut from the paths inside it, so the
+    site never shows where results/ lies on the machine that built it."""
+    forms = sorted({str(root), str(root.resolve()), str(root.absolute())}, key=len, reverse=True)
+    for prefix in forms:
+        text = re.sub(r"(?<![\w./-])" + re.escape(prefix + os.sep), "", text)
+    for prefix in forms:
+        if os.path.isabs(prefix):
+            text = re.sub(r"(?<![\w./-])" + re.escape(prefix) + r"(?![\w.-])", ".", text)
+    return text
+
+
 def build_site(results_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """Write the leaderboard site for ``results_root`` into ``out_dir``; returns [index.html, leaderboard.json, leaderboard.csv].
 
@@ -594,10 +606,13 @@ def build_site(results_root: str | os.PathLike, out_dir: str | os.PathLike) -> l
         raise UserError(f"{root}: results folder not found.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "audio"):
+        remove_leftovers(folder)
     schema = load_display_schema()
     paper = load_paper_rows()
     data = collect(root, schema)
     samples = _render_samples(data["samples"], out, root, data["warnings"])
+    data["warnings"] = [_without_machine_paths(w, root) for w in data["warnings"]]
 
     public = {
         "format": LEADERBOARD_FORMAT,

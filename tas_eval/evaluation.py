@@ -22,7 +22,8 @@ from tas_eval.device import describe_device
 from tas_eval.errors import UserError
 from tas_eval.metrics import score
 from tas_eval.metrics.generative import GenerativeOptions
-from tas_eval.validate import read_model_json, read_prediction, require_valid
+from tas_eval.io import folder_lock
+from tas_eval.validate import check_model_name, read_prediction, require_valid
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def evaluate_predictions(
     metric_ids: list[str] | None = None,
     generative: GenerativeOptions | None = None,
     samples: bool = True,
+    overwrite: bool = False,
 ) -> tuple[dict, Path]:
     """Validate, read, score and record a predictions directory for the test part of ``split``.
 
@@ -49,20 +51,62 @@ def evaluate_predictions(
     model.json's "name", else the directory's name. ``run_info`` holds what a `tas-eval run` knows
     beyond the predictions (config, checkpoint_sha256, seeds, device, timings, extra); an outside
     submission records its model.json instead. ``samples`` keeps a few predicted clips for listening.
-    Returns (results dict, results folder).
+    A submission may not take a packaged model's name or replace a run's results unless ``overwrite``.
+    The name, the results folder and the data are checked before anything is scored, and the results
+    folder is locked while it is written. Returns (results dict, results folder).
     """
     start = time.perf_counter()
     pred_dir = Path(pred_dir)
-    require_valid(pred_dir, dataset, split)
-    model_json = read_model_json(pred_dir)
-    name = name or model_json.get("name") or pred_dir.resolve().name
+    results_root = Path(results_root)
+    if results_root.exists() and not results_root.is_dir():
+        raise UserError(f"{results_root}: is not a folder; give --results a folder for the results.")
+    if name is not None:
+        wrong = check_model_name(name)
+        if wrong:
+            raise UserError(f"--name: the {wrong}.")
+    model_json = require_valid(pred_dir, dataset, split)
+    if name is None:
+        name = model_json.get("name") or pred_dir.resolve().name
+        wrong = check_model_name(name)
+        if wrong:
+            raise UserError(f"{pred_dir}: the folder's name is used as the {wrong}; give --name or a name in model.json.")
     if name == GROUND_TRUTH and not (run_info or {}).get("extra", {}).get("ground_truth"):
         raise UserError(f"{pred_dir}: the model name '{GROUND_TRUTH}' is kept for the references' own scores "
                         "(tas-eval evaluate --ground-truth); choose another name.")
     record = dataset.record()
-    folder = results_mod.results_dir(results_root, record["id"], split, name)  # refuses unsafe names
-
+    folder = results_mod.results_dir(results_root, record["id"], split, name)
+    if run_info is None and not overwrite:
+        _refuse_replacing_a_run(folder, name)
     ids = dataset.split_ids(split, "test")
+    dataset.check_files(ids)
+    with folder_lock(folder):
+        return _score_and_record(pred_dir, dataset, split, ids, name, folder, record, model_json, start,
+                                 results_root=results_root, device=device, run_info=run_info, metric_ids=metric_ids,
+                                 generative=generative, samples=samples)
+
+
+def _refuse_replacing_a_run(folder: Path, name: str) -> None:
+    """A UserError when a submission would take the name of a model or replace the results of a run."""
+    from tas_eval.models import MODELS
+
+    existing = folder / results_mod.RESULTS_FILE
+    previous = None
+    if existing.is_file():
+        try:
+            previous = results_mod.load_results(existing)
+        except results_mod.ResultsError:
+            previous = None
+    if previous is not None and "run_key" in previous.get("extra", {}):
+        raise UserError(f"{folder}: holds the results of `tas-eval run --model {previous['model']}`; a submission "
+                        "named so would replace them. Choose another --name, or give --overwrite to replace them.")
+    if name in MODELS.names():
+        raise UserError(f"The name '{name}' is a packaged model's: its `tas-eval run` results would be replaced by "
+                        "this submission's, or replace them later. Choose another --name, or give --overwrite.")
+
+
+def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[str], name: str, folder: Path,
+                      record: dict, model_json: dict, start: float, *, results_root: Path, device: str,
+                      run_info: dict | None, metric_ids, generative, samples: bool) -> tuple[dict, Path]:
     preds = [read_prediction(pred_dir, item_id) for item_id in ids]
     refs = [dataset.binaural(item_id) for item_id in ids]
     annotations = [dataset.annotation(item_id) or {} for item_id in ids]

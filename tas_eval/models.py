@@ -61,11 +61,11 @@ from typing import Any, Callable
 
 import torch
 
+from tas_eval.data.protocol import GUIDANCE_KINDS
 from tas_eval.registry import Registry
 
 log = logging.getLogger(__name__)
 
-GUIDANCE_KINDS = ("text", "visual")
 
 MODELS = Registry("model", "tas_eval.models")
 

@@ -334,6 +334,7 @@ def write_results(folder: str | os.PathLike, results: dict, items: list[dict]) -
     validate_results(results, folder / RESULTS_FILE)
     text = _dumps(results, where=str(folder / RESULTS_FILE))
     folder.mkdir(parents=True, exist_ok=True)
+    tio.remove_leftovers(folder)
     (folder / RESULTS_FILE).unlink(missing_ok=True)
     tio.write_bytes_atomic(folder / ITEMS_FILE, data)
     tio.write_bytes_atomic(folder / RESULTS_FILE, (text + "\n").encode())
@@ -346,8 +347,10 @@ def write_results(folder: str | os.PathLike, results: dict, items: list[dict]) -
 def load_results(path: str | os.PathLike) -> dict:
     """Read and validate a results.json (or the folder holding one); ResultsError naming the file if it is not valid."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and path.name != RESULTS_FILE:
         path = path / RESULTS_FILE
+    if path.is_dir():
+        raise ResultsError(f"{path}: is a folder, not a results file.")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -454,6 +457,7 @@ def write_samples(folder: str | os.PathLike, items: dict[str, np.ndarray], sr: i
     """
     out = Path(folder) / SAMPLES_DIR
     out.mkdir(parents=True, exist_ok=True)
+    tio.remove_leftovers(out)
     paths = []
     for item_id, audio in items.items():
         audio = np.asarray(audio)
@@ -477,12 +481,14 @@ def write_reference_samples(
     results of another build.
     """
     folder = reference_dir(results_root, dataset["id"], split)
-    paths = write_samples(folder, references, sr)
-    for item_id, audio in references.items():
-        audio = np.asarray(audio)
-        path = folder / SAMPLES_DIR / f"{item_id}.mono.wav"
-        _write_sample(path, mono_from_binaural(audio), sr)
-        paths.append(path)
-    info = {"dataset": dict(dataset), "split": int(split), "items": sorted(references)}
-    tio.write_bytes_atomic(folder / REFERENCE_FILE, (_dumps(info, where=str(folder / REFERENCE_FILE)) + "\n").encode())
+    with tio.folder_lock(folder, wait=True):  # shared by every model of the split; the writes are short
+        tio.remove_leftovers(folder)
+        paths = write_samples(folder, references, sr)
+        for item_id, audio in references.items():
+            audio = np.asarray(audio)
+            path = folder / SAMPLES_DIR / f"{item_id}.mono.wav"
+            _write_sample(path, mono_from_binaural(audio), sr)
+            paths.append(path)
+        info = {"dataset": dict(dataset), "split": int(split), "items": sorted(references)}
+        tio.write_bytes_atomic(folder / REFERENCE_FILE, (_dumps(info, where=str(folder / REFERENCE_FILE)) + "\n").encode())
     return paths

@@ -5,17 +5,19 @@ exactly as `tas-eval evaluate DIR` does for an outside submission.
 
 Where things go (under tas_eval.paths.runs_root(), keyed by the run key below)::
 
-    runs/checkpoints/<dataset id>/split<N>/<model>-<key16>/   the model's own training checkpoints
-                                                              and final.pt (the trained state)
-    runs/predictions/<dataset id>/split<N>/<model>-<key16>/predictions/<item_id>.wav, model.json
-    runs/predictions/<dataset id>/split<N>/<model>-<key16>/notes/<item_id>.json   per-item notes
-                                                              of the model (e.g. parser fallbacks)
+    runs/checkpoints/<dataset id>/split<N>/<model>-<key16>/   the model's own training checkpoints,
+                                       final.pt (the trained state) and final.pt.sha256 (its sha256)
+    runs/predictions/<dataset id>/split<N>/<model>-<key16>[-<checkpoint sha16>]/
+                                       predictions/<item_id>.wav, model.json; notes/<item_id>.json
+                                       (per-item notes of the model, e.g. parser fallbacks)
 
 The run key is the sha256 of (model name and version, config, dataset content hash, split, seed, and
 for a visually guided model the hash of the frames it reads where the dataset keeps frames as files):
-a checkpoint or prediction made with anything else is never reused. Every file is written atomically
-(tas_eval.io), and an item counts as done only when its WAV exists, so a run stopped at any point
-(kill -9) continues where it stopped and never reads a half-written file. Inference is seeded per
+a checkpoint or prediction made with anything else is never reused. A checkpoint is reused only when
+its bytes match the sha256 recorded when it was saved, and predictions only with the checkpoint sha
+their folder names. Every file is written atomically (tas_eval.io), a checkpoint or predictions
+folder is locked against a second process, and an item counts as done only when its WAV exists, so a
+run stopped at any point (kill -9) continues where it stopped and never reads a half-written file. Inference is seeded per
 batch from (seed, batch index) over a fixed batching of the test ids, so a resumed run produces the
 same predictions as an uninterrupted one.
 """
@@ -38,7 +40,7 @@ from tas_eval.data.protocol import NUM_SPLITS, Dataset
 from tas_eval.device import describe_device, resolve_device, seed_everything
 from tas_eval.errors import UserError
 from tas_eval.evaluation import evaluate_predictions
-from tas_eval.io import atomic_path, remove_leftovers, write_json_atomic
+from tas_eval.io import atomic_path, folder_lock, remove_leftovers, write_bytes_atomic, write_json_atomic
 from tas_eval.metrics.generative import GenerativeOptions
 from tas_eval.models import get_model_class, model_config, model_info, prompt_from_annotation
 from tas_eval.paths import file_sha256, runs_root
@@ -50,6 +52,7 @@ FINAL_CHECKPOINT = "final.pt"
 # Beside final.pt: how it was trained. On a CPU the trained weights depend on torch's thread count
 # (reduction order), so a result is reproducible only with it; the checkpoint's own bytes stay as they were.
 TRAINED_WITH = "trained_with.json"
+SHA_SUFFIX = ".sha256"  # final.pt.sha256: the checkpoint's sha256 when it was saved (sha256sum's format)
 CLIP_HEADROOM = 0.999  # a prediction whose peak exceeds 1 is scaled to this peak before it is written
 
 
@@ -114,34 +117,74 @@ def trained_with(device: str) -> dict:
     return {"device": describe_device(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
+def _sha_record(final: Path) -> Path:
+    return final.with_name(final.name + SHA_SUFFIX)
+
+
+def _load_checkpoint(cls: type, final: Path):
+    """(an instance of ``cls`` loaded from ``final``, its sha256, None), or (None, None, what is wrong with it).
+
+    The file must match the sha256 recorded beside it when it was saved. A checkpoint saved before
+    that record existed gets its sha256 recorded now; a damaged one is then found when it fails to load.
+    """
+    record, actual = _sha_record(final), file_sha256(final)
+    if not record.is_file():
+        log.info("%s: no sha256 was recorded when it was saved; recording %s now", final, actual)
+        write_bytes_atomic(record, f"{actual}  {final.name}\n".encode())
+    elif record.read_text(errors="replace").split()[:1] != [actual]:
+        return None, None, f"does not match the sha256 recorded in {record.name} when it was saved (its bytes changed)"
+    model = cls()
+    try:
+        model.load(final)
+    except Exception as exc:  # torch and pickle raise many types for a damaged file
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return None, None, f"cannot be loaded ({type(exc).__name__}: {first})"
+    return model, actual, None
+
+
 def prepare_model(cls: type, dataset: Dataset, split: int, config: dict, device: str, seed: int, key: str):
     """An instance of ``cls`` ready to predict: trained (or loaded from a matching checkpoint) if it trains.
 
-    Returns (model, checkpoint sha256 or None, seconds spent training, ``trained_with`` of the checkpoint
-    or None when it does not train or its checkpoint predates the record).
+    A checkpoint is reused only when its bytes match the sha256 recorded when it was saved and it
+    loads; otherwise it is named, discarded and the model is trained again (resuming from the last
+    training state when that one is sound). Returns (model, checkpoint sha256 or None, seconds spent
+    training, ``trained_with`` of the checkpoint or None when it does not train or its checkpoint
+    predates the record).
     """
-    model = cls()
     if not getattr(cls, "trains", False):
-        return model, None, 0.0, None
+        return cls(), None, 0.0, None
     ckpt_dir = runs_root() / "checkpoints" / dataset.id / f"split{split}" / f"{cls.name}-{key[:16]}"
     final = ckpt_dir / FINAL_CHECKPOINT
     seconds = 0.0
-    if final.is_file():
-        log.info("%s: reusing the trained checkpoint %s", cls.name, final)
-    else:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        seed_everything(seed)
-        start = time.perf_counter()
-        model.fit(dataset, split, config, device, seed, ckpt_dir)
-        seconds = time.perf_counter() - start
-        # A run resumed after an interruption records the threads of the run that finished it.
-        write_json_atomic(ckpt_dir / TRAINED_WITH, trained_with(device))
-        with atomic_path(final) as tmp:
-            model.save(tmp)
-        model = cls()  # predict from what was saved, exactly as a later run that reuses it will
-    model.load(final)
-    record = ckpt_dir / TRAINED_WITH
-    return model, file_sha256(final), seconds, json.loads(record.read_text()) if record.is_file() else None
+    with folder_lock(ckpt_dir):
+        remove_leftovers(ckpt_dir)
+        model = None
+        if final.is_file():
+            model, sha, problem = _load_checkpoint(cls, final)
+            if problem:
+                log.warning("%s: %s; it is discarded and the model is trained again", final, problem)
+                final.unlink()
+            else:
+                log.info("%s: reusing the trained checkpoint %s", cls.name, final)
+        if model is None:
+            model = cls()
+            seed_everything(seed)
+            start = time.perf_counter()
+            model.fit(dataset, split, config, device, seed, ckpt_dir)
+            seconds = time.perf_counter() - start
+            # A run resumed after an interruption records the threads of the run that finished it.
+            write_json_atomic(ckpt_dir / TRAINED_WITH, trained_with(device))
+            with atomic_path(final) as tmp:
+                model.save(tmp)
+                digest = file_sha256(tmp)
+            write_bytes_atomic(_sha_record(final), f"{digest}  {final.name}\n".encode())
+            # predict from what was saved, exactly as a later run that reuses it will
+            model, sha, problem = _load_checkpoint(cls, final)
+            if problem:
+                raise UserError(f"{final}: the checkpoint just saved {problem}.")
+        record = ckpt_dir / TRAINED_WITH
+        trained = json.loads(record.read_text()) if record.is_file() else None
+        return model, sha, seconds, trained
 
 
 # ----------------------------------------------------------------------------------------- prediction
@@ -166,14 +209,20 @@ def predict_split(model, dataset: Dataset, split: int, out_dir: Path, device: st
     Returns {"predicted": items written now, "skipped": items found done, "rescaled": items scaled
     down to avoid clipping (now), "notes": per-item notes summed over ALL test items}.
     """
+    with folder_lock(out_dir):
+        return _predict(model, dataset, split, out_dir, device, seed, batch_size)
+
+
+def _predict(model, dataset: Dataset, split: int, out_dir: Path, device: str, seed: int, batch_size: int) -> dict:
     pred_dir, notes_dir = out_dir / "predictions", out_dir / "notes"
     pred_dir.mkdir(parents=True, exist_ok=True)
     notes_dir.mkdir(parents=True, exist_ok=True)
     for folder in (pred_dir, notes_dir):  # leftovers of a run that was killed while writing
         remove_leftovers(folder)
     info = model_info(type(model))
-    if not (pred_dir / MODEL_JSON).is_file():
-        write_json_atomic(pred_dir / MODEL_JSON, {k: info[k] for k in ("name", "version", "description", "guidance")})
+    write_json_atomic(pred_dir / MODEL_JSON, {"name": info["name"], "version": info["version"],
+                                              "description": info["description"],
+                                              "guidance": sorted(getattr(model, "guidance", ()))})
 
     ids = dataset.split_ids(split, "test")
     lengths = {i: dataset.num_samples(i) for i in ids}
@@ -251,6 +300,9 @@ def run_model(
     train_profile = train_profile or ("paper" if device.startswith("cuda") else "small")
     config = model_config(cls, train_profile)
     check_guidance(cls, dataset, splits)
+    for split in splits:  # the data each split reads matches the content hash the results will record
+        dataset.check_files(sorted(set(dataset.split_ids(split, "test"))
+                                   | (set(dataset.split_ids(split, "train")) if getattr(cls, "trains", False) else set())))
     content_hash = dataset.content_hash
     data_seconds = time.perf_counter() - t0
     info = model_info(cls)
@@ -262,7 +314,9 @@ def run_model(
             frames_sha = dataset.frames_sha256(sorted({i for p in parts for i in dataset.split_ids(split, p)}))
         key = run_key(cls.name, config, content_hash, split, seed, info["version"], frames_sha)
         model, ckpt_sha, fit_seconds, trained = prepare_model(cls, dataset, split, config, device, seed, key)
-        run_dir = runs_root() / "predictions" / dataset.id / f"split{split}" / f"{cls.name}-{key[:16]}"
+        # Predictions belong to the weights that made them: a new checkpoint is a new predictions folder.
+        run_name = f"{cls.name}-{key[:16]}" + (f"-{ckpt_sha[:16]}" if ckpt_sha else "")
+        run_dir = runs_root() / "predictions" / dataset.id / f"split{split}" / run_name
         start = time.perf_counter()
         pred = predict_split(model, dataset, split, run_dir, device, seed,
                              batch_size=int(config.get("inference_batch", 4)))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 TINY_SEED = 3
 
@@ -34,3 +36,48 @@ def tiny_benchmark(isolated_home):
 
     prebuilt = os.environ.get("TAS_EVAL_TINY_BUILD")
     return Benchmark(prebuilt) if prebuilt else resolve_benchmark("tiny", TINY_SEED)
+
+
+class CountingGain(torch.nn.Module):
+    """A tiny trainable model: learns the mean interaural level ratio of the train part; counts fit calls."""
+
+    name = "counting_gain"
+    guidance = frozenset()
+    paper = "test model"
+    description = "L = g * mono, R = (1 - g) * mono with g learned from the train part"
+    trains = True
+    configs = {"paper": {"scale": 1.0}, "small": {"scale": 1.0}}
+    fits = 0
+
+    def __init__(self):
+        super().__init__()
+        self.g = torch.nn.Parameter(torch.tensor(0.5))
+
+    def fit(self, dataset, split, config, device, seed, checkpoint_dir):
+        type(self).fits += 1
+        ratios = []
+        for item_id in dataset.split_ids(split, "train")[:4]:
+            x = dataset.binaural(item_id)
+            ratios.append(np.abs(x[0]).sum() / (np.abs(x[0]).sum() + np.abs(x[1]).sum()))
+        with torch.no_grad():
+            self.g.fill_(float(np.mean(ratios)) * config["scale"])
+
+    def save(self, path):
+        torch.save(self.state_dict(), path)
+
+    def load(self, path):
+        self.load_state_dict(torch.load(path, weights_only=True))
+
+    def spatialize(self, mono, sr, prompts=None, frames=None):
+        return torch.cat([self.g * mono, (1 - self.g) * mono], dim=1) * 0.5
+
+
+@pytest.fixture
+def counting_gain(monkeypatch):
+    """CountingGain registered as the model "counting_gain" for one test, its fit count reset."""
+    from tas_eval.models import MODELS
+
+    monkeypatch.setattr(MODELS, "_objects", dict(MODELS._objects))
+    MODELS.add("counting_gain", CountingGain)
+    CountingGain.fits = 0
+    return CountingGain

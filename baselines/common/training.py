@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from tas_eval.audio import mono_from_binaural
 from tas_eval.data.protocol import Dataset
+from tas_eval.errors import UserError
 from tas_eval.io import atomic_path
 from tas_eval.models import text_at
 
@@ -116,11 +117,23 @@ def train_loop(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_at: 
     if state_path is not None:
         state_path.parent.mkdir(parents=True, exist_ok=True)
     if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, losses = int(state["step"]), list(state["losses"])
-        log.info("%s: resuming from step %d (%s)", desc, start, state_path)
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
+            parts = (state["net"], state["optimizer"], int(state["step"]), list(state["losses"]))
+        except Exception as exc:  # a damaged file: torch and pickle raise many types
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            log.warning("%s: cannot be read (%s: %s); it is discarded and training starts from the first step",
+                        state_path, type(exc).__name__, first)
+            state_path.unlink()
+        else:
+            try:
+                net.load_state_dict(parts[0])
+                optimizer.load_state_dict(parts[1])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise UserError(f"{state_path}: does not fit this model ({str(exc).splitlines()[0]}); delete it to "
+                                "train from the first step.") from exc
+            start, losses = parts[2], parts[3]
+            log.info("%s: resuming from step %d (%s)", desc, start, state_path)
     net.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, unit="step", disable=start >= steps)
     for step in bar:

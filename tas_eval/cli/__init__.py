@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the test references against themselves (the leaderboard's unranked ground-truth row)")
     p.add_argument("--split", type=int, required=True)
     p.add_argument("--name", default=None, help="model name to record (default: model.json or the folder name)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a submission take a packaged model's name or replace the results of its run")
     _add_data_options(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--results", default="results", metavar="DIR")

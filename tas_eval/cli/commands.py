@@ -94,7 +94,7 @@ def evaluate(args) -> int:
             raise UserError("tas-eval evaluate needs --predictions DIR (or --ground-truth).")
         results, folder = evaluate_predictions(args.predictions, dataset, args.split, name=args.name,
                                                results_root=args.results, device=device,
-                                               generative=generative_options(args))
+                                               generative=generative_options(args), overwrite=args.overwrite)
     _print_results([results], [folder], f"{results['model']} on {results['dataset']['id']} split {args.split}")
     return 0
 

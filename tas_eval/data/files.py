@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from tas_eval.audio import SAMPLE_RATE, read_wav, resample, write_wav
 from tas_eval.errors import UserError
-from tas_eval.io import write_json_atomic
+from tas_eval.io import remove_leftovers, write_json_atomic
 from tas_eval.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def file_hashes(paths: list[Path], desc: str = "hashing") -> dict[Path, str]:
         index[key] = [st.st_size, st.st_mtime_ns, out[path]]
         changed = True
     if changed:
+        remove_leftovers(_index_path().parent)
         write_json_atomic(_index_path(), index, indent=None)
     return out
 
@@ -131,6 +132,7 @@ def read_binaural(path: Path, sha256: str, header: WavHeader) -> np.ndarray:
         log.warning("%s: unreadable resampling cache entry; resampling %s again", cached, path)
     audio, sr = read_wav(path)
     out = np.ascontiguousarray(resample(audio, sr, SAMPLE_RATE), dtype=np.float32)
+    remove_leftovers(cached.parent)
     write_wav(cached, out, SAMPLE_RATE)
     return out
 

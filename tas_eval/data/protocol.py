@@ -25,6 +25,9 @@ group (tas_eval.data.registry). It is opened from ``DataOptions`` and gives:
     frames_sha256(ids)    sha256 over the frame files of ``ids``, or None when the frames are made
                           from files content_hash already covers
     seed                  the seed a synthesized dataset was made with (None for recorded data)
+    check_files(ids)      a UserError naming the first file of those items (and the split files) that
+                          differs from what the content hash was made of; called before any number
+                          is computed from them
 
 Angles are degrees with azimuth +90 = LEFT; labels are "left", "center", "right"; dense frames are
 0.1 s long (tas_eval.data.scene).
@@ -109,6 +112,9 @@ class Dataset:
     def num_samples(self, item_id: str) -> int:
         """Length of the item's binaural audio at 16 kHz, in samples."""
         return int(self.binaural(item_id).shape[1])
+
+    def check_files(self, item_ids: list[str]) -> None:
+        """Nothing to check for a dataset whose content hash is made from its files as they are when opened."""
 
     def frames_sha256(self, item_ids: list[str]) -> str | None:
         """sha256 over the frame files of ``item_ids``; None when frames are rendered from hashed files."""

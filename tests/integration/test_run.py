@@ -201,47 +201,10 @@ def test_mono_mono_scores_worse_than_the_ground_truth_row(tiny_benchmark, tmp_pa
 # ----------------------------------------------------------------------------------------- a model that trains
 
 
-class _CountingGain(torch.nn.Module):
-    """A tiny trainable model: learns the mean interaural level ratio of the train part; counts fit calls."""
-
-    name = "counting_gain"
-    guidance = frozenset()
-    paper = "test model"
-    description = "L = g * mono, R = (1 - g) * mono with g learned from the train part"
-    trains = True
-    configs = {"paper": {"scale": 1.0}, "small": {"scale": 1.0}}
-    fits = 0
-
-    def __init__(self):
-        super().__init__()
-        self.g = torch.nn.Parameter(torch.tensor(0.5))
-
-    def fit(self, dataset, split, config, device, seed, checkpoint_dir):
-        type(self).fits += 1
-        ratios = []
-        for item_id in dataset.split_ids(split, "train")[:4]:
-            x = dataset.binaural(item_id)
-            ratios.append(np.abs(x[0]).sum() / (np.abs(x[0]).sum() + np.abs(x[1]).sum()))
-        with torch.no_grad():
-            self.g.fill_(float(np.mean(ratios)) * config["scale"])
-
-    def save(self, path):
-        torch.save(self.state_dict(), path)
-
-    def load(self, path):
-        self.load_state_dict(torch.load(path, weights_only=True))
-
-    def spatialize(self, mono, sr, prompts=None, frames=None):
-        return torch.cat([self.g * mono, (1 - self.g) * mono], dim=1) * 0.5
-
-
-def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchmark, tmp_path, monkeypatch):
-    from tas_eval.models import MODELS
+def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchmark, tmp_path, counting_gain):
     from tas_eval.runner import run_model
 
-    monkeypatch.setattr(MODELS, "_objects", dict(MODELS._objects))
-    MODELS.add("counting_gain", _CountingGain)
-    _CountingGain.fits = 0
+    _CountingGain = counting_gain
     common = dict(device="cpu", results_root=tmp_path / "results")
     (first,) = run_model("counting_gain", [1], tiny_benchmark, seed=0, **common)
     assert _CountingGain.fits == 1 and first["checkpoint_sha256"] is not None

@@ -269,3 +269,37 @@ def test_evaluate_records_generative_metrics_with_the_packaged_backbone(tiny_ben
     for mid, m in results["metrics"].items():
         assert m["backbone"] == {"id": "tas_cnn", "sha256": sha} and m["channel_mode"] == "lr"
     assert abs(results["metrics"]["fd"]["value"]) < 1e-6 and abs(results["metrics"]["fad"]["value"]) < 1e-6
+
+
+def test_a_rewritten_or_damaged_cache_entry_is_recomputed(random_tas_cnn, isolated_home, caplog):
+    """An entry rewritten under the same key (embeddings x1.5), changed by one bit, truncated, emptied or of the
+    older format without a content hash is named in a warning and recomputed, never used and never a traceback."""
+    refs = _binaural_set(n=4)
+    ids = [f"i{k}" for k in range(4)]
+    common = dict(backbone=random_tas_cnn, dataset_hash="e" * 64, split=5, item_ids=ids)
+    truth = gen.compute_generative(refs, refs, 16000, **common)["fd"].value
+    key = stats_cache.reference_key(random_tas_cnn, "lr", "e" * 64, 5, 16000)
+    path = stats_cache.cache_path(key)
+    good = path.read_bytes()
+    with np.load(path) as z:
+        entry = {k: z[k] for k in z.files}
+
+    def rewritten():
+        np.savez(path, **{**entry, "clip": entry["clip"] * 1.5, "frames": entry["frames"] * 1.5})
+
+    def legacy():
+        np.savez(path, **{k: v for k, v in entry.items() if k != "content_sha256"})
+
+    def one_bit():
+        data = bytearray(good)
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    damages = {"rewritten": rewritten, "legacy": legacy, "one bit": one_bit,
+               "truncated": lambda: path.write_bytes(good[: len(good) // 2]), "empty": lambda: path.write_bytes(b"")}
+    for name, damage in damages.items():
+        damage()
+        caplog.clear()
+        assert gen.compute_generative(refs, refs, 16000, **common)["fd"].value == pytest.approx(truth, abs=1e-9), name
+        assert str(path) in caplog.text and "recomputing" in caplog.text, name
+        assert stats_cache.load(key) is not None  # replaced by a sound entry

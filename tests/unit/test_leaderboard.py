@@ -6,6 +6,7 @@ import base64
 import csv
 import html.parser
 import json
+import os
 import re
 from pathlib import Path
 
@@ -366,3 +367,20 @@ def test_paper_rows_match_the_seed_papers():
             assert hits, f"{t['seed_file']} {t['table']}: no line reads {cells}"
         for c in t["columns"]:
             assert c["name"].split(" ")[0] in text
+
+
+def test_the_site_never_shows_where_results_lie_and_names_a_folder_results_json_once(tmp_path):
+    root = (tmp_path / "deep" / "results").resolve()
+    add(root, "text_pan", "text_pan", 1, 0.98, 6.3)
+    (root / "tb-tiny" / "split1" / "odd" / "results.json").mkdir(parents=True)  # a folder named results.json
+    samples = root / "tb-tiny" / "split1" / "text_pan" / "samples"
+    samples.mkdir()
+    (samples / "c001.wav").write_bytes(b"RIFF not audio")  # its error message names the file
+    for given in (root, Path(os.path.relpath(root))):
+        paths = B.build_site(given, tmp_path / "site")
+        data = json.loads(paths[1].read_text())
+        for text in (paths[0].read_text(), paths[1].read_text(), paths[2].read_text()):
+            assert str(tmp_path) not in text
+        odd = [w for w in data["warnings"] if "odd" in w]
+        assert odd == ["skipped: tb-tiny/split1/odd/results.json: is a folder, not a results file."]
+        assert any(w.startswith("tb-tiny/split1/text_pan/samples/c001.wav: not a readable WAV") for w in data["warnings"])

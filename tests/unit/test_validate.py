@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 
 from tas_eval.cli import main
+from tas_eval.data.protocol import content_digest
+from tas_eval.paths import file_sha256
 from tas_eval.data.builtin.benchmark import Benchmark
 from tas_eval.validate import check_model_name, validate_predictions
 
@@ -28,13 +30,17 @@ def make_benchmark(root: Path, ids=("a001", "a002", "a003", "a004", "a005", "a00
                  subtype="FLOAT")
         (root / "annotations" / f"{item_id}.json").write_text(json.dumps(
             {"item_id": item_id, "frames": [{"t0": 0.0, "sources": [], "text": ""}], "clip_prompts": []}))
+    (root / "scenes").mkdir()
+    for item_id in ids:
+        (root / "scenes" / f"{item_id}.json").write_text(json.dumps({"item_id": item_id}))
     split = root / "splits" / "split1"
     split.mkdir(parents=True)
     (split / "train.txt").write_text("")
     (split / "val.txt").write_text("")
     (split / "test.txt").write_text("\n".join(ids) + "\n")
+    files = {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
     (root / "manifest.json").write_text(json.dumps({
-        "dataset_id": "handmade-test", "manifest_sha256": "0" * 64, "sample_rate": SR,
+        "dataset_id": "handmade-test", "manifest_sha256": content_digest(files), "files": files, "sample_rate": SR,
         "generator_version": "test", "profile": "custom", "seed": 0}))
     return Benchmark(root)
 
@@ -65,7 +71,7 @@ def problems_by_file(problems: list[str]) -> dict[str, list[str]]:
 
 def test_a_complete_directory_validates(bench, tmp_path):
     folder = good_predictions(bench, tmp_path / "preds")
-    (folder / "model.json").write_text(json.dumps({"name": "mine", "description": "x", "guidance": "text"}))
+    (folder / "model.json").write_text(json.dumps({"name": "mine", "description": "x", "guidance": ["text"]}))
     assert validate_predictions(folder, bench, 1) == []
     assert main(["validate", str(folder), "--split", "1", "--data", str(bench.root)]) == 0
 
@@ -202,3 +208,122 @@ def test_check_model_name():
     assert check_model_name("my-model.v2+ft") is None
     for bad in ("", "../x", "a/b", "a..b", ".hidden", "a b", "x" * 81):
         assert check_model_name(bad) is not None
+
+
+# ----------------------------------------------------------------------------------------- hostile model.json
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[" * 1000 + "]" * 1000, "nests too deeply"),
+    ('{"a": ' + "[" * 100000 + "]" * 100000 + "}", "nests too deeply"),
+    ('{"name": "mine", "version": NaN}', "is not valid JSON (NaN is not a finite number"),
+    ('{"name": "mine", "version": 1e999}', "is not valid JSON (the number 1e999 is not finite"),
+    ('{"name": "mine", "guidance": "text"}', "field 'guidance' must be a list of 'text' and 'visual'"),
+    ('{"name": "mine", "guidance": [1]}', "field 'guidance' must be a list of 'text' and 'visual'"),
+    ('{"name": "mine", "description": ["a"]}', "field 'description' must be a string"),
+    ('{"name": "mine", "version": true}', "field 'version' must be a string or an integer"),
+    ('{"name": "' + "x" * 81 + '"}', "model name 'xxxxxxxx"),
+], ids=["1000 deep", "100000 deep", "NaN", "1e999", "guidance string", "guidance number", "description list",
+        "version bool", "long name"])
+def test_a_hostile_model_json_is_named_not_a_traceback(bench, tmp_path, text, problem):
+    folder = good_predictions(bench, tmp_path / "preds")
+    (folder / "model.json").write_text(text)
+    found = problems_by_file(validate_predictions(folder, bench, 1))
+    assert list(found) == ["model.json"] and found["model.json"][0].startswith(problem), found
+
+
+def test_a_model_json_over_the_size_limit_is_too_large(bench, tmp_path):
+    from tas_eval.validate import MODEL_JSON_MAX_BYTES
+
+    folder = good_predictions(bench, tmp_path / "preds")
+    (folder / "model.json").write_text('{"description": "' + "x" * MODEL_JSON_MAX_BYTES + '"}')
+    found = problems_by_file(validate_predictions(folder, bench, 1))
+    assert found["model.json"] == [f"is too large ({MODEL_JSON_MAX_BYTES + 19} bytes; a model.json holds at most "
+                                   f"{MODEL_JSON_MAX_BYTES})"]
+
+
+def test_evaluate_records_the_model_json_that_validation_parsed(bench, tmp_path, monkeypatch):
+    import tas_eval.validate as validate
+
+    folder = good_predictions(bench, tmp_path / "preds")
+    (folder / "model.json").write_text(json.dumps({"name": "mine", "version": 3, "guidance": ["text"]}))
+    calls = []
+    real = validate.parse_model_json
+    monkeypatch.setattr(validate, "parse_model_json", lambda fh: calls.append(1) or real(fh))
+    from tas_eval.evaluation import evaluate_predictions
+
+    r, _ = evaluate_predictions(folder, bench, 1, results_root=tmp_path / "r", metric_ids=["stft"])
+    assert len(calls) == 1 and r["extra"]["submission"] == {"name": "mine", "version": 3, "guidance": ["text"]}
+
+
+def test_a_wav_header_declaring_a_huge_file_is_refused_without_reading_it(bench, tmp_path, monkeypatch):
+    folder = good_predictions(bench, tmp_path / "preds")
+    path = folder / "a001.wav"
+    write(path, np.zeros((2, LENGTH)), subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    pos = data.index(b"data")
+    huge = 1 << 30
+    data[pos + 4: pos + 8] = huge.to_bytes(4, "little")  # the data chunk declares 1 GB ...
+    data[4:8] = (huge + pos).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    os.truncate(path, pos + 8 + huge)  # ... and the file is that long (sparse: no disk is used)
+    real_read = sf.SoundFile.read
+
+    def guarded(self, *args, **kwargs):
+        assert self.frames < 10 * LENGTH, "read the samples of a file whose header is wrong"
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", guarded)
+    found = problems_by_file(validate_predictions(folder, bench, 1))
+    assert list(found) == ["a001.wav"] and f"expected {LENGTH}" in found["a001.wav"][0]
+
+
+# ----------------------------------------------------------------------------------------- evaluate's options
+
+
+def test_bad_names_and_results_are_refused_before_scoring(bench, tmp_path, monkeypatch, capsys):
+    import tas_eval.evaluation as evaluation
+
+    folder = good_predictions(bench, tmp_path / "preds")
+    monkeypatch.setattr(evaluation, "score", lambda *a, **k: pytest.fail("scored"))
+    not_a_folder = tmp_path / "results.txt"
+    not_a_folder.write_text("x")
+    base = ["evaluate", "--predictions", str(folder), "--split", "1", "--data", str(bench.root), "--device", "cpu"]
+    for extra, message in ((["--name", "m" * 300, "--results", str(tmp_path / "r")], "--name: the model name"),
+                           (["--name", "", "--results", str(tmp_path / "r")], "--name: the model name ''"),
+                           (["--results", str(not_a_folder)], f"{not_a_folder}: is not a folder")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_submission_does_not_replace_a_run_unless_told(bench, tmp_path):
+    from tas_eval.errors import UserError
+    from tas_eval.evaluation import evaluate_predictions
+    from tas_eval.runner import run_model
+
+    results = tmp_path / "r"
+    run_model("mono_mono", [1], bench, device="cpu", results_root=results, metric_ids=["stft"])
+    run = (results / "handmade-test" / "split1" / "mono_mono" / "results.json").read_text()
+    folder = good_predictions(bench, tmp_path / "preds")
+    common = dict(results_root=results, metric_ids=["stft"])
+    with pytest.raises(UserError, match=r"holds the results of `tas-eval run --model mono_mono`"):
+        evaluate_predictions(folder, bench, 1, name="mono_mono", **common)
+    assert (results / "handmade-test" / "split1" / "mono_mono" / "results.json").read_text() == run
+    with pytest.raises(UserError, match="packaged model's"):  # a packaged model's name, though it has no results here
+        evaluate_predictions(folder, bench, 1, name="text_pan", **common)
+    replaced, _ = evaluate_predictions(folder, bench, 1, name="mono_mono", overwrite=True, **common)
+    assert "run_key" not in replaced["extra"] and "submission" in replaced["extra"]
+
+
+# ----------------------------------------------------------------------------------------- messages
+
+
+def test_messages_name_the_file_plainly(bench, tmp_path):
+    folder = good_predictions(bench, tmp_path / "preds")
+    (folder / "README.txt").write_text("hello")
+    (folder / "a003.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    found = problems_by_file(validate_predictions(folder, bench, 1))
+    assert found["README.txt"] == ["extra file (not a .wav file); only <item_id>.wav and model.json belong here"]
+    assert found["a003.wav"][0].startswith("cannot be read as audio (") and "<_io" not in found["a003.wav"][0]

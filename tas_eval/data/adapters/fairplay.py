@@ -39,6 +39,7 @@ from tas_eval.data.adapters.spatialtas import load_spatialtas
 from tas_eval.data.adapters.tasbench import load_tasbench
 from tas_eval.data.protocol import NUM_SPLITS, PARTS, DataOptions, Dataset, content_digest
 from tas_eval.errors import UserError
+from tas_eval.io import is_temporary
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class FairPlay(Dataset):
 
     def all_ids(self) -> list[str]:
         """Every clip id in binaural_audios/, sorted."""
-        return sorted(p.stem for p in self.audio_dir.glob("*.wav"))
+        return sorted(p.stem for p in self.audio_dir.glob("*.wav") if not is_temporary(p.name))
 
     def split_ids(self, split: int, part: str = "test") -> list[str]:
         """Clip ids of ``part`` (train/val/test) of split ``split`` (1..10), in the order of the h5 file."""

@@ -29,6 +29,7 @@ from tas_eval.audio import read_wav
 from tas_eval.data.builtin.build import build_benchmark, dataset_id
 from tas_eval.data.protocol import NUM_SPLITS, PARTS, DataOptions, Dataset
 from tas_eval.errors import UserError
+from tas_eval.io import is_temporary
 from tas_eval.paths import data_root
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Benchmark(Dataset):
 
     def all_ids(self) -> list[str]:
         """Every item id of the build, sorted."""
-        return sorted(p.stem for p in (self.root / "audio").glob("*.wav"))
+        return sorted(p.stem for p in (self.root / "audio").glob("*.wav") if not is_temporary(p.name))
 
     def audio_path(self, item_id: str) -> Path:
         """Path of the binaural ground-truth WAV of ``item_id``."""
@@ -124,6 +125,26 @@ class Benchmark(Dataset):
             return int(sf.info(str(path)).frames)
         except (RuntimeError, sf.LibsndfileError, OSError) as exc:
             raise UserError(f"{path}: the audio of item '{item_id}' cannot be read ({exc}).") from exc
+
+    def check_files(self, item_ids: list[str]) -> None:
+        """A UserError naming the first file of ``item_ids`` (audio, scene, annotation) or of the split files
+        whose sha256 differs from the manifest's; unchanged files cost a stat (tas_eval.data.files)."""
+        from tas_eval.data import files
+
+        listed = self.manifest.get("files", {})
+        names = [f"{folder}/{i}{ext}" for i in item_ids
+                 for folder, ext in (("audio", ".wav"), ("scenes", ".json"), ("annotations", ".json"))]
+        names += sorted(n for n in listed if n.startswith("splits/"))
+        missing = [n for n in names if n not in listed or not (self.root / n).is_file()]
+        if missing:
+            raise UserError(f"{self.root / missing[0]}: is missing from the build or from its manifest.json; rebuild it "
+                            "with `tas-eval data build`.")
+        actual = files.file_hashes([self.root / n for n in names], desc=f"{self.id}: checking files")
+        changed = [n for n in names if actual[self.root / n] != listed[n]]
+        if changed:
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise UserError(f"{self.root / changed[0]}: differs from the sha256 in manifest.json{more}: the build was "
+                            "modified; rebuild it with `tas-eval data build` (into a fresh folder) or restore the file.")
 
     def scene(self, item_id: str) -> dict:
         """The scene description of ``item_id`` (sources, trajectories, room, visual case)."""

@@ -14,13 +14,17 @@ The manifest lists every file's sha256 and is written last: a folder without one
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import math
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +35,7 @@ from tas_eval.audio import SAMPLE_RATE, resample, write_wav
 from tas_eval.data.protocol import NUM_SPLITS, content_digest
 from tas_eval.data.scene import FRAME_RATE, azel_from_vector, direction_vector, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
-from tas_eval.io import TMP_PREFIX, write_bytes_atomic
+from tas_eval.io import TMP_PREFIX, folder_lock, remove_leftovers, write_bytes_atomic
 from tas_eval.paths import data_root, file_sha256
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ FAIRPLAY_COUNTS = (1497, 187, 187)
 # A frame counts as "sounding" for a source when its dry level is above this (dBFS; sources are
 # normalized to -20 dBFS RMS over their sounding part, so this is 30 dB below a typical note).
 SOUNDING_THRESHOLD_DBFS = -50.0
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (Linux)
 # Peak level of every written clip: leaves headroom so that mono = L + R stays within [-1, 1].
 CLIP_PEAK = 0.45
 
@@ -388,6 +393,18 @@ def _check_assets() -> None:
     sources.check_assets()
 
 
+def _end_with_parent(parent: int) -> None:
+    """Make a build worker end when the process that started it dies, even by kill -9 (Linux's parent-death
+    signal), instead of building on and holding the caller's terminal."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the worker ends when it finds the pool gone
+        pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | None = None, workers: int | None = None,
                     progress: bool = True) -> Path:
     """Build the benchmark of ``profile`` with ``seed`` into ``out`` (default: data root / dataset id); returns
@@ -396,7 +413,13 @@ def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | Non
         raise UserError(f"Unknown profile '{profile}': use one of {', '.join(PROFILES)}.")
     prof = PROFILES[profile]
     root = Path(out) if out else data_root() / dataset_id(profile, seed)
-    identity = {"generator_version": GENERATOR_VERSION, "profile": profile, "seed": seed}
+    root.mkdir(parents=True, exist_ok=True)
+    with folder_lock(root):
+        return _build(root, prof, seed, workers, progress)
+
+
+def _build(root: Path, prof: Profile, seed: int, workers: int | None, progress: bool) -> Path:
+    identity = {"generator_version": GENERATOR_VERSION, "profile": prof.name, "seed": seed}
     manifest_path = root / "manifest.json"
     if manifest_path.is_file():
         existing = json.loads(manifest_path.read_text())
@@ -411,27 +434,37 @@ def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | Non
     if not started.is_file() or json.loads(started.read_text()) != identity:
         for folder in ("audio", "scenes", "annotations", "splits"):
             shutil.rmtree(root / folder, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(started, _json_bytes(identity))
-    for folder in ("audio", "scenes", "annotations"):
+    for folder in ("audio", "scenes", "annotations", "splits"):
         (root / folder).mkdir(parents=True, exist_ok=True)
+    for folder in (root, root / "audio", root / "scenes", root / "annotations", root / "splits"):
+        remove_leftovers(folder)
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
-    indices = range(prof.num_clips)
-    bar = tqdm(total=prof.num_clips, desc=f"building {dataset_id(profile, seed)}", unit="clip", disable=not progress)
-    if workers == 1:
-        ids = []
-        for i in indices:
-            ids.append(build_item(str(root), i, seed, prof.duration_s))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            ids = []
-            for item in pool.map(build_item, [str(root)] * prof.num_clips, indices, [seed] * prof.num_clips,
-                                 [prof.duration_s] * prof.num_clips, chunksize=1):
-                ids.append(item)
+    n = prof.num_clips
+    bar = tqdm(total=n, desc=f"building {dataset_id(prof.name, seed)}", unit="clip", disable=not progress)
+    ids: list[str] = []
+    try:
+        if workers == 1:
+            for i in range(n):
+                ids.append(build_item(str(root), i, seed, prof.duration_s))
                 bar.update()
-    bar.close()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),)) as pool:
+                for item in pool.map(build_item, [str(root)] * n, range(n), [seed] * n, [prof.duration_s] * n,
+                                     chunksize=1):
+                    ids.append(item)
+                    bar.update()
+    except BrokenProcessPool as exc:
+        raise UserError(f"{root}: a build worker died (killed, or out of memory) while building clip {len(ids)}; "
+                        "run the build again to resume it.") from exc
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{root}: building clip {len(ids)} failed ({type(exc).__name__}: {exc}); the clips before "
+                        "it are kept, and running the build again resumes there.") from exc
+    finally:
+        bar.close()
     write_splits(root, ids, seed)
     manifest = write_manifest(root, prof, seed)
     log.info("built %d clips in %.1f s into %s (manifest %s)", len(ids), time.perf_counter() - start, root,
