@@ -4,8 +4,11 @@ Layout (one folder per model, dataset and split)::
 
     results/<dataset id>/split<N>/<model>/results.json    the summary below (written LAST)
     results/<dataset id>/split<N>/<model>/items.jsonl     one JSON object per test item:
-                                                          {"item_id": ..., "<metric id>": value, ...}
+                                                          {"item_id": ..., "<metric id>": value, ...,
+                                                           "tags": {family: subset(s)} (optional)}
     results/<dataset id>/split<N>/<model>/samples/<item_id>.wav    optional: a few predicted clips
+    results/<dataset id>/split<N>/<model>/samples/<item_id>.counterfactual.wav   the same clip predicted
+                                                          under its counterfactual prompt (optional)
     results/<dataset id>/split<N>/_reference/samples/<item_id>.wav        reference binaural clips
     results/<dataset id>/split<N>/_reference/samples/<item_id>.mono.wav   their mono input (L + R)
     results/<dataset id>/split<N>/_reference/reference.json               dataset they come from
@@ -30,6 +33,10 @@ results.json (SCHEMA_VERSION 1)::
                                     "n": int >= 1, "direction": "lower"|"higher",
                                     "version": int|str, "unit": str,
                                     "backbone": {"id": str, "sha256": 64 hex}   (optional)}}
+    subsets            (optional) {family: {subset: {metric id: {"value", "std", "stderr", "n"}}}}: the
+                       per-item metrics over the items of each subset; families "visual_case" (none,
+                       out_of_view, occluded, silent_object, distractor; an item may be in several),
+                       "sources" ("1", "2", "3-4") and "motion" (static, moving)
     items              {"file": "items.jsonl", "sha256": 64 hex, "count": int}   (set by write_results)
     extra              dict (free-form, e.g. the prompt parser's fallback count; `tas-eval run` adds
                        torch_threads and, for a trained model, trained_with {"device", "torch_threads",
@@ -141,6 +148,7 @@ def new_results(
     timings: dict,
     metrics: dict,
     extra: dict | None = None,
+    subsets: dict | None = None,
 ) -> dict:
     """A results dict of the current schema, with harness version, git commit, library versions and time filled in.
 
@@ -166,6 +174,8 @@ def new_results(
         "metrics": {k: dict(v) for k, v in metrics.items()},
         "extra": dict(extra or {}),
     }
+    if subsets:
+        results["subsets"] = subsets
     # JSON has no tuples or numpy scalars: normalise now so that the dict equals what is read back.
     results = _plain(results, where="new_results")
     problems = _problems(results, require_items=False)
@@ -267,6 +277,18 @@ def _problems(r: Any, require_items: bool = True) -> list[str]:
              "a sha256 (64 lowercase hex digits)")
         need("items.count", _is_int(it.get("count")) and it.get("count") >= 0, "an integer >= 0")
     obj("extra", r["extra"])
+    if "subsets" in r and obj("subsets", r["subsets"]):
+        for family, groups in r["subsets"].items():
+            if not obj(f"subsets.{family}", groups):
+                continue
+            for subset, metrics in groups.items():
+                if not obj(f"subsets.{family}.{subset}", metrics):
+                    continue
+                for mid, m in metrics.items():
+                    f = f"subsets.{family}.{subset}.{mid}"
+                    if obj(f, m):
+                        need(f"{f}.value", _is_number(m.get("value")), "a finite number")
+                        need(f"{f}.n", _is_int(m.get("n")) and m.get("n") >= 1, "an integer >= 1")
     return p
 
 
