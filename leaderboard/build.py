@@ -22,6 +22,23 @@ Listening and plots: for a few items per split, the reference, its mono input an
 prediction (results.py's samples/ folders) become audio players (files copied to ``audio/`` next to
 the page, named by content hash) and one embedded PNG per item with the interaural level
 difference (SPL_L - SPL_R per SPL_FRAME_S frame, SAGM eq. 19) and the Hilbert envelopes of both ears.
+A model's ``samples/<item_id>.counterfactual.wav`` (the clip predicted under its side-swapped prompt)
+gets a player and a curve beside its prediction, as in the TAS paper's Fig. 7. The plots are small
+multiples, one panel per model with the reference as a thin grey line, so that they stay readable
+with many models. The clip prompt and the dense (timed) text of reference.json's "prompts" are shown
+beside the players.
+
+Paired intervals. In every table, for each metric with per-item values (items.jsonl; not the
+set-level backbone metrics), the best row by the metric's direction is compared with every other
+row on the items both scored (matched by item_id, nulls dropped): the mean difference (row - best)
+and its 95% percentile bootstrap interval (tas_eval.stats, BOOTSTRAP_RESAMPLES resamples, seed
+BOOTSTRAP_SEED). A row whose interval contains 0 is marked as not distinguishable from the best. In
+the mean over splits, each mean also gets its own interval (items resampled within each split) and
+the paired interval against the best model on the items both have in every split.
+
+Subsets. A results file's optional "subsets" (per-item metrics over the items of each visual case,
+source count and motion) are shown per table as one small table per family, for a few headline
+metrics (SUBSET_METRICS after the first metric of the display schema's sort_priority).
 """
 
 from __future__ import annotations
@@ -36,7 +53,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
@@ -44,12 +61,15 @@ import soundfile as sf
 from tas_eval.errors import UserError
 from tas_eval.io import is_temporary, remove_leftovers, write_bytes_atomic
 from tas_eval.results import (
+    ITEMS_FILE,
     REFERENCE_DIR,
     REFERENCE_FILE,
     SAMPLES_DIR,
     ResultsError,
     iter_results,
+    load_items,
 )
+from tas_eval.stats import bootstrap_mean_over_splits, contains_zero
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +86,26 @@ SPL_FLOOR_RMS = 1e-5
 ENVELOPE_BLOCK_S = 0.01
 SYNCED_FIELDS = ("version", "direction", "unit", "provenance", "definition")
 ARROWS = {"lower": "\u2193", "higher": "\u2191"}
+# The bootstrap behind every interval on the page (tas_eval.stats): fixed, so the site is a pure function of results/.
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_LEVEL = 0.95
+# With a single item a bootstrap interval has zero width whatever the data: it says nothing.
+MIN_ITEMS = 2
+# Subset families of results.json's "subsets", in display order, with their subsets' order.
+SUBSET_FAMILIES = {
+    "visual_case": ("visual case", ("none", "out_of_view", "occluded", "silent_object", "distractor")),
+    "sources": ("number of sources", ("1", "2", "3-4")),
+    "motion": ("motion", ("static", "moving")),
+}
+# Shown in the subset tables after the first metric of sort_priority, when the results have them.
+SUBSET_METRICS = ("side_acc", "direction_acc")
+COUNTERFACTUAL_SUFFIX = ".counterfactual"
+MONO_SUFFIX = ".mono"
+# Small multiples: panels per row, one panel's size in inches, and the resolution (pixels per inch).
+PANEL_COLUMNS = 3
+PANEL_SIZE_IN = (3.5, 1.75)
+PLOT_DPI = 96
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -185,6 +225,11 @@ class _Schema:
         self.by_id = {e["id"]: e for e in schema["metrics"]}
         self.sort_priority = list(schema.get("sort_priority", []))
 
+    def subset_metrics(self) -> list[str]:
+        """The headline metric ids of the subset tables: the first of sort_priority (or of the schema), then SUBSET_METRICS."""
+        first = (self.sort_priority or self.order)[:1]
+        return list(dict.fromkeys(first + list(SUBSET_METRICS)))
+
     def rank(self, mid: str) -> tuple:
         return (self.order.index(mid), "") if mid in self.by_id else (len(self.order), mid)
 
@@ -224,7 +269,7 @@ def _row(folder: str, path: str, r: dict, columns: list[dict]) -> dict:
         "model": r["model"], "folder": folder, "file": path, "split": r["split"],
         "device": r["device"], "created_utc": r["created_utc"], "harness": r["harness"],
         "checkpoint_sha256": r["checkpoint_sha256"], "trained_with": r.get("extra", {}).get("trained_with"),
-        "cells": cells,
+        "cells": cells, "subsets": r.get("subsets"),
     }
 
 
@@ -292,6 +337,8 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
     # table of their build and split as the ground-truth row, never ranked or averaged with models.
     ground_truths = [run for run in runs if _is_ground_truth(run["results"])]
     runs = [run for run in runs if not _is_ground_truth(run["results"])]
+    for run in runs:
+        run["values"] = _item_values(root, run, warnings)
 
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
@@ -304,13 +351,17 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
         columns = _columns(schema, members, warnings)
         rows = [_row(m["folder"], m["file"], m["results"], columns) for m in members]
         sorted_by = _sort_rows(rows, columns, schema)
+        values = {m["folder"]: m["values"] for m in members}
+        _paired_intervals(rows, columns, lambda row, mid: _split_values(values[row["folder"]], mid))
         gt = [c for c in ground_truths if (c["results"]["dataset"]["id"], c["results"]["split"],
                                            _dataset_key(c["results"])) == (dataset_id, split, dkey)]
+        gt_row = _row(gt[0]["folder"], gt[0]["file"], gt[0]["results"], columns) if gt else None
         table = {
             "id": f"T{len(tables) + 1}", "dataset_id": dataset_id, "split": split, "dataset_key": list(dkey),
             "dataset": members[0]["results"]["dataset"], "signature": [list(s) for s in sig],
             "columns": columns, "rows": rows, "sorted_by": sorted_by, "note": None,
-            "ground_truth": _row(gt[0]["folder"], gt[0]["file"], gt[0]["results"], columns) if gt else None,
+            "ground_truth": gt_row,
+            "subset_families": _subset_families(schema, columns, rows + ([gt_row] if gt_row else [])),
         }
         first = firsts.setdefault((dataset_id, split), table)
         if first is not table:
@@ -320,6 +371,142 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
     means = _means(schema, runs, warnings)
     samples = _samples(root, tables, warnings)
     return {"tables": tables, "means": means, "samples": samples, "warnings": list(dict.fromkeys(warnings))}
+
+
+def _item_values(root: Path, run: dict, warnings: list[str]) -> dict[str, dict[str, float]] | None:
+    """Per-item values of a run's per-item metrics, {metric id: {item_id: value}}; None (and a warning) if unreadable.
+
+    Only metrics of results.json without a backbone count (set-level metrics have no per-item
+    values); null and non-numeric values are dropped, so an item missing a value is not paired.
+    """
+    folder = root / Path(run["file"]).parent
+    rel = (Path(run["file"]).parent / ITEMS_FILE).as_posix()
+    try:
+        items = load_items(folder, run["results"])
+    except ResultsError as exc:
+        warnings.append(f"{str(exc).rstrip('.')}; its rows get no bootstrap intervals.")
+        return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        warnings.append(f"{rel}: is not JSON lines ({exc}); its rows get no bootstrap intervals.")
+        return None
+    wanted = {mid for mid, m in run["results"]["metrics"].items() if "backbone" not in m}
+    values: dict[str, dict[str, float]] = {}
+    seen: set[str] = set()
+    for item in items:
+        item_id = item.get("item_id") if isinstance(item, dict) else None
+        if not isinstance(item_id, str) or item_id in seen:
+            what = "an item without a string item_id" if not isinstance(item_id, str) else f"item '{item_id}' twice"
+            warnings.append(f"{rel}: holds {what}; its rows get no bootstrap intervals.")
+            return None
+        seen.add(item_id)
+        for key, value in item.items():
+            # "item_id" and "tags" ({family: subset(s)}) are not metrics of results.json, so never wanted.
+            if key in wanted and _is_number(value):
+                values.setdefault(key, {})[item_id] = float(value)
+    return values
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a per-item metric value must be to be paired."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _split_values(values: dict | None, mid: str) -> list[dict[str, float]] | None:
+    """One split's per-item values of ``mid`` as a one-element list (the shape _paired_intervals takes), or None."""
+    per_item = (values or {}).get(mid)
+    return [per_item] if per_item else None
+
+
+def _best_row(rows: list[dict], key: str, direction: str) -> dict:
+    """The row with the best value of column ``key`` (ties: model, then folder name)."""
+    sign = 1 if direction == "lower" else -1
+    return min(rows, key=lambda row: (sign * row["cells"][key]["value"], row["model"], row["folder"]))
+
+
+PerItem = Callable[[dict, str], "list[dict[str, float]] | None"]
+
+
+def _paired_intervals(rows: list[dict], columns: list[dict], per_item: PerItem, own_interval: bool = False) -> None:
+    """Mark each per-item column's best row and give every other row the bootstrap interval of (row - best).
+
+    ``per_item(row, metric id)`` returns the row's per-item values, one {item_id: value} dict per
+    split (the same splits, in the same order, for every row), or None. Adds to the cells, in place:
+    "best": true on the best row; on the others "vs_best" {"best" (its folder), "best_model",
+    "mean", "low", "high", "n", "indistinguishable"}: the mean difference (row - best, in the
+    metric's unit) over the items both rows scored in every split, its 95% interval, the number of
+    pairs over all splits and whether the interval contains 0. With ``own_interval`` also
+    "interval" {"mean", "low", "high", "n"}: the interval of the row's own mean of split means.
+    """
+    for col in columns:
+        if col["backbone"]:
+            continue  # set-level metrics (FD, FAD, KL, IS) have no per-item values to resample
+        key, mid = col["key"], col["metric"]
+        holders = [row for row in rows if key in row["cells"]]
+        if own_interval:
+            for row in holders:
+                splits = per_item(row, mid)
+                if splits and all(len(s) >= MIN_ITEMS for s in splits):
+                    arrays = [[s[i] for i in sorted(s)] for s in splits]
+                    mean, low, high = bootstrap_mean_over_splits(
+                        arrays, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, level=BOOTSTRAP_LEVEL)
+                    row["cells"][key]["interval"] = {"mean": mean, "low": low, "high": high,
+                                                     "n": sum(len(a) for a in arrays)}
+        if len(holders) < 2:
+            continue
+        best = _best_row(holders, key, col["direction"])
+        best_splits = per_item(best, mid)
+        if not best_splits:
+            continue
+        best["cells"][key]["best"] = True
+        for row in holders:
+            splits = per_item(row, mid) if row is not best else None
+            if not splits or len(splits) != len(best_splits):
+                continue
+            diffs = []
+            for mine, theirs in zip(splits, best_splits):
+                common = sorted(set(mine) & set(theirs))
+                diffs.append([mine[i] - theirs[i] for i in common])
+            if any(len(d) < MIN_ITEMS for d in diffs):
+                continue
+            mean, low, high = bootstrap_mean_over_splits(
+                diffs, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, level=BOOTSTRAP_LEVEL)
+            row["cells"][key]["vs_best"] = {
+                "best": best["folder"], "best_model": best["model"], "mean": mean, "low": low, "high": high,
+                "n": sum(len(d) for d in diffs), "indistinguishable": contains_zero(low, high),
+            }
+
+
+def _subset_order(family: str, names: set[str]) -> list[str]:
+    """A family's subsets in their documented order, then any others sorted."""
+    known = SUBSET_FAMILIES.get(family, ("", ()))[1]
+    return [s for s in known if s in names] + sorted(names - set(known))
+
+
+def _subset_families(schema: _Schema, columns: list[dict], rows: list[dict]) -> list[dict]:
+    """The subset view of a table: per family, its subsets and the headline metrics some row has there.
+
+    Returns [{"family", "name", "subsets", "metrics": [{"metric", "label", "title", "direction", "arrow"}]}];
+    the numbers stay in each row's "subsets" (as results.json gives them).
+    """
+    holders = [row for row in rows if row.get("subsets")]
+    found = sorted({f for row in holders for f in row["subsets"]})
+    families = [f for f in SUBSET_FAMILIES if f in found] + [f for f in found if f not in SUBSET_FAMILIES]
+    directions = {c["metric"]: c for c in columns if not c["backbone"]}
+    out = []
+    for family in families:
+        groups = [row["subsets"].get(family) or {} for row in holders]
+        subsets = _subset_order(family, {name for g in groups for name in g})
+        present = {mid for g in groups for entry in g.values() for mid in entry}
+        metrics = []
+        for mid in schema.subset_metrics():
+            col = directions.get(mid)
+            if mid in present and col is not None:
+                metrics.append({"metric": mid, "label": col["label"], "title": col["title"],
+                                "direction": col["direction"], "arrow": col["arrow"]})
+        if subsets and metrics:
+            out.append({"family": family, "name": SUBSET_FAMILIES.get(family, (family,))[0],
+                        "subsets": subsets, "metrics": metrics})
+    return out
 
 
 def _is_ground_truth(results: dict) -> bool:
@@ -364,11 +551,19 @@ def _means(schema: _Schema, runs: list[dict], warnings: list[str]) -> list[dict]
                          "files": [run["file"] for run in m["runs"]]})
         columns = [c for c in columns if any(c["key"] in row["cells"] for row in rows)]
         sorted_by = _sort_rows(rows, columns, schema)
+        runs_of = {m["folder"]: m["runs"] for m in models}
+        _paired_intervals(rows, columns, lambda row, mid: _splits_values(runs_of[row["folder"]], mid), own_interval=True)
         means.append({
             "id": f"M{len(means) + 1}", "dataset_id": dkey[0], "dataset_key": list(dkey), "splits": list(splits),
             "signature": [list(s) for s in sig], "columns": columns, "rows": rows, "sorted_by": sorted_by,
         })
     return means
+
+
+def _splits_values(runs: list[dict], mid: str) -> list[dict[str, float]] | None:
+    """Per-item values of ``mid`` in each of a model's runs (split order), or None unless every split has them."""
+    splits = [(run["values"] or {}).get(mid) for run in runs]
+    return splits if all(splits) else None
 
 
 def _samples(root: Path, tables: list[dict], warnings: list[str]) -> list[dict]:
@@ -385,6 +580,7 @@ def _samples(root: Path, tables: list[dict], warnings: list[str]) -> list[dict]:
         models = [row for t in tables if (tuple(t["dataset_key"]), t["split"]) == key for row in t["rows"]]
         ref_dir = split_dir / REFERENCE_DIR
         item_ids: list[str] = []
+        prompts: Any = {}
         ref_ok = False
         if (ref_dir / REFERENCE_FILE).is_file():
             try:
@@ -394,6 +590,7 @@ def _samples(root: Path, tables: list[dict], warnings: list[str]) -> list[dict]:
                 ref_ok = ref_key == key[0]
                 if ref_ok:
                     item_ids = [i for i in info["items"] if isinstance(i, str)]
+                    prompts = info.get("prompts") or {}
                 elif (table["dataset_id"], table["split"], ref_key) not in builds:
                     # Only worth a warning when no table of this split can use them.
                     warnings.append(f"{(ref_dir / REFERENCE_FILE).relative_to(root).as_posix()}: reference samples "
@@ -405,24 +602,49 @@ def _samples(root: Path, tables: list[dict], warnings: list[str]) -> list[dict]:
             # Without a reference, listen to whatever predictions there are (sorted, the same ids for all).
             ids = set()
             for row in models:
-                ids |= {p.stem for p in (split_dir / row["folder"] / SAMPLES_DIR).glob("*.wav") if not is_temporary(p.name)}
+                ids |= {p.stem for p in (split_dir / row["folder"] / SAMPLES_DIR).glob("*.wav")
+                        if not is_temporary(p.name) and not p.stem.endswith((COUNTERFACTUAL_SUFFIX, MONO_SUFFIX))}
             item_ids = sorted(ids)
+        ref_rel = (ref_dir / REFERENCE_FILE).relative_to(root).as_posix()
+        if not isinstance(prompts, dict):
+            warnings.append(f"{ref_rel}: 'prompts' is not an object; prompts not shown.")
+            prompts = {}
         items = []
         for item_id in sorted(item_ids)[:MAX_SAMPLE_ITEMS]:
             tracks = []
             if ref_ok:
-                for kind, name in (("reference", f"{item_id}.wav"), ("mono", f"{item_id}.mono.wav")):
+                for kind, name in (("reference", f"{item_id}.wav"), ("mono", f"{item_id}{MONO_SUFFIX}.wav")):
                     if (ref_dir / SAMPLES_DIR / name).is_file():
                         tracks.append({"kind": kind, "label": kind, "source": ref_dir / SAMPLES_DIR / name})
             for row in sorted(models, key=lambda r: (r["model"], r["folder"])):
-                path = split_dir / row["folder"] / SAMPLES_DIR / f"{item_id}.wav"
-                if path.is_file():
-                    tracks.append({"kind": "model", "label": row["model"], "folder": row["folder"], "source": path})
+                for kind, name in (("model", f"{item_id}.wav"), ("counterfactual", f"{item_id}{COUNTERFACTUAL_SUFFIX}.wav")):
+                    path = split_dir / row["folder"] / SAMPLES_DIR / name
+                    if path.is_file():
+                        tracks.append({"kind": kind, "label": row["model"], "folder": row["folder"], "source": path})
             if tracks:
-                items.append({"item_id": item_id, "tracks": tracks})
+                prompt = _prompt(prompts.get(item_id), f"{ref_rel}: the prompts of item '{item_id}'", warnings)
+                items.append({"item_id": item_id, "tracks": tracks, "prompt": prompt})
         if items:
             out.append({"dataset_id": table["dataset_id"], "dataset_key": list(key[0]), "split": table["split"], "items": items})
     return out
+
+
+def _prompt(entry: Any, where: str, warnings: list[str]) -> dict | None:
+    """An item's prompts from reference.json, {"clip": str or None, "dense": [[t0 s, t1 s, text], ...]}, or None.
+
+    Anything else is named in the warnings and not shown.
+    """
+    if entry is None:
+        return None
+    clip = entry.get("clip") if isinstance(entry, dict) else None
+    dense = entry.get("dense", []) if isinstance(entry, dict) else None
+    ok = isinstance(entry, dict) and (clip is None or isinstance(clip, str)) and isinstance(dense, list) and all(
+        isinstance(d, list) and len(d) == 3 and _is_number(d[0]) and _is_number(d[1]) and isinstance(d[2], str)
+        for d in dense)
+    if not ok:
+        warnings.append(f"{where} are not {{\"clip\": text or null, \"dense\": [[start s, end s, text], ...]}}; not shown.")
+        return None
+    return {"clip": clip, "dense": [[float(t0), float(t1), text] for t0, t1, text in dense]}
 
 
 # ----------------------------------------------------------------------------------------- plots
@@ -460,31 +682,95 @@ def _legend_label(text: str) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
-def plot_item(tracks: list[tuple[str, np.ndarray, int]]) -> bytes:
-    """One PNG: level difference over time and both ears' envelopes for (label, (2, T) audio, sr) tracks."""
+# A track to plot: (audio as a (2, samples) array, sample rate in Hz).
+Track = tuple[np.ndarray, int]
+
+
+def _panel_figure(n_panels: int, ylabel: str):
+    """A figure with ``n_panels`` small panels, PANEL_COLUMNS per row, sharing both axes; returns (figure, axes).
+
+    Sizes are fixed per panel (PANEL_SIZE_IN at PLOT_DPI), so a panel reads the same with 2 or 15 models.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8.0, 6.0), dpi=72)
+    cols = max(1, min(PANEL_COLUMNS, n_panels))
+    rows = max(1, math.ceil(n_panels / cols))
+    # Margins in inches (1 in each direction, whole pixels at PLOT_DPI): room for the legend on top,
+    # the axis label and tick labels on the left and at the bottom.
+    top, bottom, left, right = 0.55, 0.45, 0.8, 0.2
+    width = left + right + cols * PANEL_SIZE_IN[0]
+    height = top + bottom + rows * PANEL_SIZE_IN[1]
+    fig = Figure(figsize=(width, height), dpi=PLOT_DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(3, 1, sharex=True)
-    for i, (label, audio, sr) in enumerate(tracks):
-        style = {"color": "black", "linewidth": 2.0} if i == 0 and label == "reference" else {"linewidth": 1.2}
-        t, sd = level_difference(audio, sr)
-        axes[0].plot(t, sd, label=_legend_label(label), **style)
-        te, env = envelope(audio, sr)
-        axes[1].plot(te, env[0], **style)
-        axes[2].plot(te, env[1], **style)
-    axes[0].axhline(0.0, color="grey", linewidth=0.5)
-    axes[0].set_ylabel("SPL L - R (dB)")
-    axes[1].set_ylabel("envelope, left")
-    axes[2].set_ylabel("envelope, right")
-    axes[2].set_xlabel("time (s)")
-    axes[0].legend(loc="upper right", fontsize=8, ncol=2)
-    fig.tight_layout()
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=0.08, hspace=0.35)
+    fig.supylabel(ylabel, x=0.15 / width, fontsize=8)
+    fig.supxlabel("time (s)", y=0.08 / height, fontsize=8)
+    flat = list(axes.flat)
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    for i, ax in enumerate(flat[:n_panels]):
+        # The last shown panel of each column carries the x tick labels (a hidden panel would hold them).
+        ax.tick_params(labelsize=7, labelbottom=i + cols >= n_panels)
+    return fig, flat[:n_panels]
+
+
+def _png(fig) -> bytes:
+    """The figure as PNG bytes (the same figure gives the same bytes)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version or time stamp in the bytes
     return buf.getvalue()
+
+
+def plot_level_differences(reference: Track | None, models: list[tuple[str, Track | None, Track | None]]) -> bytes:
+    """Small multiples of SPL_L - SPL_R (dB per SPL_FRAME_S frame) over time (s), one panel per model (TAS Fig. 7).
+
+    Each panel shows the reference (thin grey), the model's prediction and its prediction under the
+    counterfactual (side-swapped) prompt (dashed); ``models`` is [(label, prediction, counterfactual)]
+    with None for a missing track. Without models, one panel shows the reference alone.
+    """
+    panels = models or [("reference", None, None)]
+    fig, axes = _panel_figure(len(panels), "SPL L \u2212 R (dB), + = louder left")
+    handles = {}
+    for ax, (label, prediction, counterfactual) in zip(axes, panels):
+        for name, track, style in (("reference", reference, {"color": "0.6", "linewidth": 1.0}),
+                                   ("prediction", prediction, {"color": "C0", "linewidth": 1.4}),
+                                   ("counterfactual prompt", counterfactual, {"color": "C3", "linewidth": 1.2, "linestyle": "--"})):
+            if track is not None:
+                t, sd = level_difference(track[0], track[1])
+                (handles[name],) = ax.plot(t, sd, **style)
+        ax.axhline(0.0, color="0.8", linewidth=0.5, zorder=0)
+        ax.set_title(_legend_label(label), fontsize=8, loc="left")
+    names = [n for n in ("reference", "prediction", "counterfactual prompt") if n in handles]
+    fig.legend([handles[n] for n in names], names, loc="upper center", ncol=3, fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def plot_envelopes(reference: Track | None, models: list[tuple[str, Track | None]]) -> bytes:
+    """Small multiples of the Hilbert envelope of each ear over time (s), one panel per model.
+
+    Each panel shows the reference's left and right envelopes (thin grey, solid and dashed) and the
+    model's prediction's (left blue, right orange); ``models`` is [(label, prediction or None)].
+    Without models, one panel shows the reference alone.
+    """
+    panels = models or [("reference", None)]
+    fig, axes = _panel_figure(len(panels), "Hilbert envelope")
+    handles = {}
+    for ax, (label, prediction) in zip(axes, panels):
+        for who, track, styles in (
+                ("reference", reference, ({"color": "0.6", "linewidth": 0.9}, {"color": "0.6", "linewidth": 0.9, "linestyle": "--"})),
+                ("prediction", prediction, ({"color": "C0", "linewidth": 1.2}, {"color": "C1", "linewidth": 1.2}))):
+            if track is None:
+                continue
+            t, env = envelope(track[0], track[1])
+            for ear, channel, style in (("left", 0, styles[0]), ("right", 1, styles[1])):
+                (handles[f"{who}, {ear}"],) = ax.plot(t, env[channel], **style)
+        ax.set_title(_legend_label(label), fontsize=8, loc="left")
+    names = [n for n in ("reference, left", "reference, right", "prediction, left", "prediction, right") if n in handles]
+    fig.legend([handles[n] for n in names], names, loc="upper center", ncol=4, fontsize=8, frameon=False)
+    return _png(fig)
 
 
 # ----------------------------------------------------------------------------------------- output
@@ -501,14 +787,18 @@ def _copy_audio(source: Path, audio_dir: Path) -> str:
 
 
 def _render_samples(samples: list[dict], out: Path, root: Path, warnings: list[str]) -> list[dict]:
-    """Copy audio, draw plots; returns the samples with page-relative audio paths and PNG data URIs."""
+    """Copy audio, draw plots; returns the samples with page-relative audio paths, player rows and PNG data URIs.
+
+    Each item gets "tracks" (flat, as in leaderboard.json), "players" (one row per reference, mono
+    and model: {"kind", "label", "folder", "main", "counterfactual"}) and "plots" ([{"kind", "src"}]).
+    """
     audio_dir = out / "audio"
     used = set()
     rendered = []
     for group in samples:
         items = []
         for item in group["items"]:
-            tracks, plot_tracks = [], []
+            tracks, audio_of = [], {}
             for track in item["tracks"]:
                 source = track["source"]
                 rel_source = source.relative_to(root).as_posix()
@@ -522,12 +812,10 @@ def _render_samples(samples: list[dict], out: Path, root: Path, warnings: list[s
                 tracks.append({"kind": track["kind"], "label": track["label"], "folder": track.get("folder"),
                                "src": src, "file": rel_source})
                 if audio.shape[1] == 2 and track["kind"] != "mono":
-                    plot_tracks.append((track["label"], audio.T, sr))
-            plot = None
-            if plot_tracks:
-                plot = "data:image/png;base64," + base64.b64encode(plot_item(plot_tracks)).decode("ascii")
+                    audio_of[(track["kind"], track.get("folder"))] = (audio.T, sr)
             if tracks:
-                items.append({"item_id": item["item_id"], "tracks": tracks, "plot": plot})
+                items.append({"item_id": item["item_id"], "prompt": item.get("prompt"), "tracks": tracks,
+                              "players": _players(tracks), "plots": _item_plots(tracks, audio_of)})
         if items:
             rendered.append({**{k: v for k, v in group.items() if k != "items"}, "items": items})
     if audio_dir.is_dir():
@@ -538,6 +826,38 @@ def _render_samples(samples: list[dict], out: Path, root: Path, warnings: list[s
     return rendered
 
 
+def _players(tracks: list[dict]) -> list[dict]:
+    """The player rows of an item: reference, mono, then one row per model with its prediction and counterfactual."""
+    rows: dict[tuple, dict] = {}
+    for track in tracks:
+        kind = "model" if track["kind"] in ("model", "counterfactual") else track["kind"]
+        row = rows.setdefault((kind, track["folder"]), {"kind": kind, "label": track["label"], "folder": track["folder"],
+                                                        "main": None, "counterfactual": None})
+        row["counterfactual" if track["kind"] == "counterfactual" else "main"] = track
+    return list(rows.values())
+
+
+def _item_plots(tracks: list[dict], audio_of: dict) -> list[dict]:
+    """The item's PNGs as data URIs: level differences with counterfactuals, and envelopes, one panel per model."""
+    reference = audio_of.get(("reference", None))
+    folders = list(dict.fromkeys(t["folder"] for t in tracks if t["kind"] in ("model", "counterfactual")))
+    label = {t["folder"]: t["label"] for t in tracks if t["folder"] is not None}
+    levels = [(label[f], audio_of.get(("model", f)), audio_of.get(("counterfactual", f))) for f in folders]
+    levels = [panel for panel in levels if panel[1] is not None or panel[2] is not None]
+    envelopes = [(label[f], audio_of[("model", f)]) for f in folders if ("model", f) in audio_of]
+    plots = []
+    if reference is not None or levels:
+        plots.append({"kind": "level_difference", "src": _data_uri(plot_level_differences(reference, levels))})
+    if reference is not None or envelopes:
+        plots.append({"kind": "envelope", "src": _data_uri(plot_envelopes(reference, envelopes))})
+    return plots
+
+
+def _data_uri(png: bytes) -> str:
+    """A PNG embedded in the page (no file, no request)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def _csv_text(value: Any) -> Any:
     # A spreadsheet runs cells starting with these as formulas: keep submitted names inert.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -545,13 +865,32 @@ def _csv_text(value: Any) -> Any:
     return value
 
 
-def _write_csv(path: Path, data: dict) -> None:
-    header = ["view", "table", "dataset_id", "dataset_version", "manifest_sha256", "profile", "split", "model",
+CSV_HEADER = ["view", "table", "dataset_id", "dataset_version", "manifest_sha256", "profile", "split", "model",
               "folder", "metric", "metric_version", "backbone", "backbone_sha256", "direction", "unit",
-              "value", "std", "stderr", "n"]
+              "value", "std", "stderr", "n", "subset", "value_ci95_low", "value_ci95_high", "is_best",
+              "diff_vs_best", "diff_vs_best_ci95_low", "diff_vs_best_ci95_high", "diff_vs_best_n",
+              "not_distinguishable_from_best"]
+
+
+def _number(value: Any) -> str:
+    """A number as the CSV writes it (repr: every digit), or "" for none."""
+    return "" if value is None else repr(value)
+
+
+def _interval_fields(cell: dict) -> list:
+    """The CSV's interval columns of a cell: own interval (means), best flag, difference to the best row."""
+    own = cell.get("interval") or {}
+    vs = cell.get("vs_best") or {}
+    return [_number(own.get("low")), _number(own.get("high")), "true" if cell.get("best") else "",
+            _number(vs.get("mean")), _number(vs.get("low")), _number(vs.get("high")), vs.get("n", ""),
+            "" if not vs else str(vs["indistinguishable"]).lower()]
+
+
+def _write_csv(path: Path, data: dict) -> None:
+    """leaderboard.csv: one line per (view, table, row, metric[, subset]), with the intervals of the cell."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow(CSV_HEADER)
     for view, tables in (("split", data["tables"]), ("mean", data["means"])):
         for t in tables:
             split = t["split"] if view == "split" else " ".join(str(s) for s in t["splits"])
@@ -565,9 +904,31 @@ def _write_csv(path: Path, data: dict) -> None:
                     writer.writerow([_csv_text(v) for v in (
                         row_view, t["id"], *t["dataset_key"][:3], t["dataset_key"][3], split, row["model"], row["folder"],
                         col["metric"], col["version"], b.get("id", ""), b.get("sha256", ""), col["direction"],
-                        col["unit"], repr(cell["value"]), "" if cell["std"] is None else repr(cell["std"]),
-                        "" if cell["stderr"] is None else repr(cell["stderr"]), cell["n"])])
+                        col["unit"], repr(cell["value"]), _number(cell["std"]), _number(cell["stderr"]), cell["n"], "",
+                        *_interval_fields(cell))])
+            if view == "split":
+                _write_subset_rows(writer, t)
     write_bytes_atomic(path, buf.getvalue().encode("utf-8"))
+
+
+def _write_subset_rows(writer, t: dict) -> None:
+    """One CSV line per (row, family, subset, metric) of a table's results "subsets".
+
+    The view is "subset" (or "ground_truth_subset"), the subset column reads "family/subset"; the
+    metric's version, direction and unit are those of the table's column of that metric.
+    """
+    columns = {c["metric"]: c for c in t["columns"] if not c["backbone"]}
+    for row in t["rows"] + ([t["ground_truth"]] if t.get("ground_truth") else []):
+        view = "ground_truth_subset" if row is t.get("ground_truth") else "subset"
+        for family, groups in sorted((row.get("subsets") or {}).items()):
+            for subset in _subset_order(family, set(groups)):
+                for mid, entry in sorted(groups[subset].items()):
+                    col = columns.get(mid, {"version": "", "direction": "", "unit": ""})
+                    writer.writerow([_csv_text(v) for v in (
+                        view, t["id"], *t["dataset_key"][:3], t["dataset_key"][3], t["split"], row["model"], row["folder"],
+                        mid, col["version"], "", "", col["direction"], col["unit"], repr(entry["value"]),
+                        _number(entry.get("std")), _number(entry.get("stderr")), entry["n"], f"{family}/{subset}",
+                        "", "", "", "", "", "", "", "")])
 
 
 def _jinja_env():
@@ -618,7 +979,10 @@ def build_site(results_root: str | os.PathLike, out_dir: str | os.PathLike) -> l
         "format": LEADERBOARD_FORMAT,
         "tables": data["tables"],
         "means": data["means"],
-        "samples": [{**g, "items": [{k: v for k, v in it.items() if k != "plot"} for it in g["items"]]} for g in samples],
+        "samples": [{**g, "items": [{k: v for k, v in it.items() if k not in ("plots", "players")} for it in g["items"]]}
+                    for g in samples],
+        "bootstrap": {"method": "percentile bootstrap over items (tas_eval.stats)", "level": BOOTSTRAP_LEVEL,
+                      "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "min_items": MIN_ITEMS},
         "paper_rows": paper,
         "warnings": data["warnings"],
     }

@@ -23,7 +23,7 @@ from tas_eval.errors import UserError
 from tas_eval.metrics import score
 from tas_eval.metrics.generative import GenerativeOptions
 from tas_eval.io import folder_lock
-from tas_eval.validate import check_model_name, read_prediction, require_valid
+from tas_eval.validate import COUNTERFACTUAL_DIR, check_model_name, has_counterfactual, read_prediction, require_valid
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,13 @@ def evaluate_predictions(
     generative: GenerativeOptions | None = None,
     samples: bool = True,
     overwrite: bool = False,
+    localizer: str | None = None,
 ) -> tuple[dict, Path]:
     """Validate, read, score and record a predictions directory for the test part of ``split``.
 
-    ``generative`` holds the options of the set-level metrics (FD, FAD, KL, IS). ``name`` defaults to
+    ``generative`` holds the options of the set-level metrics (FD, FAD, KL, IS), ``localizer`` the
+    checkpoint of the localizer (default: the packaged weights); predictions made under the
+    counterfactual prompts (a ``counterfactual/`` folder) are scored by ``follow``. ``name`` defaults to
     model.json's "name", else the directory's name. ``run_info`` holds what a `tas-eval run` knows
     beyond the predictions (config, checkpoint_sha256, seeds, device, timings, extra); an outside
     submission records its model.json instead. ``samples`` keeps a few predicted clips for listening.
@@ -82,7 +85,7 @@ def evaluate_predictions(
     with folder_lock(folder):
         return _score_and_record(pred_dir, dataset, split, ids, name, folder, record, model_json, start,
                                  results_root=results_root, device=device, run_info=run_info, metric_ids=metric_ids,
-                                 generative=generative, samples=samples)
+                                 generative=generative, samples=samples, localizer=localizer)
 
 
 def _refuse_replacing_a_run(folder: Path, name: str) -> None:
@@ -106,17 +109,25 @@ def _refuse_replacing_a_run(folder: Path, name: str) -> None:
 
 def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[str], name: str, folder: Path,
                       record: dict, model_json: dict, start: float, *, results_root: Path, device: str,
-                      run_info: dict | None, metric_ids, generative, samples: bool) -> tuple[dict, Path]:
+                      run_info: dict | None, metric_ids, generative, samples: bool,
+                      localizer: str | None) -> tuple[dict, Path]:
     preds = [read_prediction(pred_dir, item_id) for item_id in ids]
+    cf_dir = pred_dir / COUNTERFACTUAL_DIR
+    counterfactual = [read_prediction(cf_dir, item_id) for item_id in ids] if has_counterfactual(pred_dir) else None
     refs = [dataset.binaural(item_id) for item_id in ids]
     annotations = [dataset.annotation(item_id) or {} for item_id in ids]
+    tags = [dataset.item_tags(item_id) for item_id in ids]
     scores = score(preds, refs, dataset.sample_rate, item_ids=ids, annotations=annotations, metric_ids=metric_ids,
-                   device=device, generative=generative, dataset_hash=dataset.content_hash, split=split)
+                   device=device, generative=generative, dataset_hash=dataset.content_hash, split=split,
+                   counterfactual=counterfactual, localizer=localizer, tags=tags)
 
     items = [{"item_id": i} for i in ids]
     for mid, values in scores.per_item.items():
         for item, x in zip(items, values):
             item[mid] = float(x) if math.isfinite(x) else None  # the item could not be scored
+    for item, tag in zip(items, tags):
+        if tag:
+            item["tags"] = tag
     info = dict(run_info or {})
     extra = dict(info.get("extra", {}))
     extra["metric_options"] = {"peak_normalization": True}
@@ -130,21 +141,42 @@ def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[st
         model=name, dataset=record, split=split, config=info.get("config", {}),
         checkpoint_sha256=info.get("checkpoint_sha256"), seeds=info.get("seeds", {}),
         device=info.get("device", describe_device(device)), timings=timings,
-        metrics={mid: r.as_dict() for mid, r in scores.records.items()}, extra=extra,
+        metrics={mid: r.as_dict() for mid, r in scores.records.items()}, extra=extra, subsets=scores.subsets,
     )
     results_mod.write_results(folder, results, items)
     chosen = results_mod.pick_sample_items(ids, SAMPLE_ITEMS)
     by_id = dict(zip(ids, zip(preds, refs)))
     if samples:  # ``samples`` False: the predictions are the references, already kept below
         results_mod.write_samples(folder, {i: by_id[i][0] for i in chosen}, dataset.sample_rate)
+        if counterfactual is not None:
+            cf = dict(zip(ids, counterfactual))
+            results_mod.write_samples(folder, {i: cf[i] for i in chosen}, dataset.sample_rate, suffix=".counterfactual")
     results_mod.write_reference_samples(results_root, record, split, {i: by_id[i][1] for i in chosen},
-                                        dataset.sample_rate)
+                                        dataset.sample_rate, prompts={i: item_prompts(dataset.annotation(i)) for i in chosen})
     log.info("wrote %s", folder / results_mod.RESULTS_FILE)
     return results, folder
 
 
+def item_prompts(annotation: dict | None) -> dict:
+    """What a model is told about an item, to show beside its players: {"clip": the clip prompt or None,
+    "dense": [[t0, t1, text], ...]} with the dense texts merged over consecutive frames (seconds)."""
+    from tas_eval.models import prompt_from_annotation
+
+    prompt = prompt_from_annotation(annotation or {})
+    dense: list[list] = []
+    frames = prompt["frames"] or []
+    for k, frame in enumerate(frames):
+        end = frames[k + 1]["t0"] if k + 1 < len(frames) else frame["t0"] + 1.0 / float((annotation or {}).get("frame_rate", 10))
+        if dense and dense[-1][2] == frame["text"]:
+            dense[-1][1] = round(end, 3)
+        else:
+            dense.append([round(frame["t0"], 3), round(end, 3), frame["text"]])
+    return {"clip": prompt["text"], "dense": dense}
+
+
 def evaluate_ground_truth(dataset: Dataset, split: int, *, results_root: str | os.PathLike = "results",
-                          device: str = "cpu", generative: GenerativeOptions | None = None) -> tuple[dict, Path]:
+                          device: str = "cpu", generative: GenerativeOptions | None = None,
+                          localizer: str | None = None) -> tuple[dict, Path]:
     """Score the test references against themselves through ``evaluate_predictions``: the ground-truth row.
 
     The distances are 0 by construction; the row is there for the metrics that do not score a
@@ -159,4 +191,5 @@ def evaluate_ground_truth(dataset: Dataset, split: int, *, results_root: str | o
         info = {"config": {}, "seeds": {}, "device": describe_device(device),
                 "extra": {"ground_truth": True, "description": "the test references scored against themselves"}}
         return evaluate_predictions(tmp, dataset, split, name=GROUND_TRUTH, results_root=results_root,
-                                    device=device, run_info=info, generative=generative, samples=False)
+                                    device=device, run_info=info, generative=generative, samples=False,
+                                    localizer=localizer)

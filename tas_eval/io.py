@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
 LOCK_FILE = ".lock"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -43,6 +45,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-{os.getpid()}-")
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a published file gets the usual permissions
     os.close(fd)
     try:
         yield Path(tmp)

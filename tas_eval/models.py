@@ -159,26 +159,32 @@ def model_info(cls: type) -> dict:
     }
 
 
-def prompt_from_annotation(annotation: dict, held_out: bool = False) -> dict:
+def prompt_from_annotation(annotation: dict, held_out: bool = False, counterfactual: bool = False) -> dict:
     """The text guidance of one item: clip prompts and dense per-frame texts, nothing numeric.
 
     ``text`` is the clip's "direction" prompt (direction and distance of every source, SpatialTAS's
     DOA/DE prompt) in a training phrasing, or in a held-out phrasing with ``held_out=True`` (falling
     back to the first clip prompt of that phrasing set, then to any). ``clip_prompts`` lists every
     clip prompt of the chosen phrasing set as {"type", "text", "phrasing"}. ``frames`` is the dense
-    TASBench-style text of every 0.1 s frame ("silence" when nothing sounds). This is the only place
-    where the runner turns annotations into model input, so that no model sees the annotated
-    positions at test time.
+    TASBench-style text of every 0.1 s frame ("silence" when nothing sounds). With ``counterfactual``
+    every text has its sides swapped (tas_eval.data.prompts.counterfactual: left <-> right), the
+    prompt under which a model that follows its prompt moves every lateral source to the other side.
+    This is the only place where the runner turns annotations into model input, so that no model sees
+    the annotated positions at test time.
     """
+    from tas_eval.data.prompts import counterfactual as swapped
+
+    def turn(text):
+        return swapped(text) if counterfactual and isinstance(text, str) else text
     clip = [p for p in annotation.get("clip_prompts") or [] if bool(p.get("held_out")) == held_out]
     chosen = next((p for p in clip if p.get("type") == "direction"), clip[0] if clip else None)
     if chosen is None and annotation.get("clip_prompts"):
         chosen = annotation["clip_prompts"][0]
     frames = annotation.get("frames")
     return {
-        "text": chosen["text"] if chosen else None,
-        "clip_prompts": [{k: p.get(k) for k in ("type", "text", "phrasing")} for p in clip],
-        "frames": [{"t0": float(f["t0"]), "text": str(f.get("text", ""))} for f in frames] if frames else None,
+        "text": turn(chosen["text"]) if chosen else None,
+        "clip_prompts": [{"type": p.get("type"), "text": turn(p.get("text")), "phrasing": p.get("phrasing")} for p in clip],
+        "frames": [{"t0": float(f["t0"]), "text": turn(str(f.get("text", "")))} for f in frames] if frames else None,
     }
 
 

@@ -11,7 +11,8 @@ Layout (one folder per model, dataset and split)::
                                                           under its counterfactual prompt (optional)
     results/<dataset id>/split<N>/_reference/samples/<item_id>.wav        reference binaural clips
     results/<dataset id>/split<N>/_reference/samples/<item_id>.mono.wav   their mono input (L + R)
-    results/<dataset id>/split<N>/_reference/reference.json               dataset they come from
+    results/<dataset id>/split<N>/_reference/reference.json               dataset they come from, and the
+                                                                          prompts of those items
 
 results.json (SCHEMA_VERSION 1)::
 
@@ -470,10 +471,11 @@ def _write_sample(path: Path, audio: np.ndarray, sr: int) -> None:
         sf.write(tmp, audio.T.astype(np.float32), int(sr), subtype="PCM_16", format="WAV")
 
 
-def write_samples(folder: str | os.PathLike, items: dict[str, np.ndarray], sr: int) -> list[Path]:
+def write_samples(folder: str | os.PathLike, items: dict[str, np.ndarray], sr: int, suffix: str = "") -> list[Path]:
     """Write listening copies ``<folder>/samples/<item_id>.wav`` of a few predicted clips ((2, T) arrays at ``sr`` Hz).
 
-    ``folder`` is the model's results folder. Each clip is scaled so that its peak over both
+    ``folder`` is the model's results folder; ``suffix`` goes between the id and ".wav" (e.g.
+    ".counterfactual" for the clip predicted under its counterfactual prompt). Each clip is scaled so that its peak over both
     channels is SAMPLE_PEAK (the scoring normalization, so level differences between ears are kept)
     and stored as 16-bit PCM, which every browser plays.
     """
@@ -485,14 +487,15 @@ def write_samples(folder: str | os.PathLike, items: dict[str, np.ndarray], sr: i
         audio = np.asarray(audio)
         if audio.ndim != 2 or audio.shape[0] != 2:
             raise UserError(f"{out / (item_id + '.wav')}: a sample must be (2, samples), got {audio.shape}.")
-        path = out / f"{check_name(item_id, 'item id')}.wav"
+        path = out / f"{check_name(item_id, 'item id')}{suffix}.wav"
         _write_sample(path, audio, sr)
         paths.append(path)
     return paths
 
 
 def write_reference_samples(
-    results_root: str | os.PathLike, dataset: dict, split: int, references: dict[str, np.ndarray], sr: int
+    results_root: str | os.PathLike, dataset: dict, split: int, references: dict[str, np.ndarray], sr: int,
+    prompts: dict[str, dict] | None = None,
 ) -> list[Path]:
     """Write the reference binaural clips and their mono inputs for one split's listening section.
 
@@ -500,7 +503,8 @@ def write_reference_samples(
     same dict given to new_results. Writes ``_reference/samples/<id>.wav`` (binaural),
     ``_reference/samples/<id>.mono.wav`` (one channel, L + R: the models' input) and
     ``_reference/reference.json`` naming the dataset, so that the page never pairs them with
-    results of another build.
+    results of another build, and the items' ``prompts`` ({item_id: {"clip": str or None, "dense":
+    [[t0, t1, text], ...]}}, seconds) when given, to show beside the players.
     """
     folder = reference_dir(results_root, dataset["id"], split)
     with tio.folder_lock(folder, wait=True):  # shared by every model of the split; the writes are short
@@ -512,5 +516,7 @@ def write_reference_samples(
             _write_sample(path, mono_from_binaural(audio), sr)
             paths.append(path)
         info = {"dataset": dict(dataset), "split": int(split), "items": sorted(references)}
+        if prompts:
+            info["prompts"] = {k: prompts[k] for k in sorted(prompts) if k in references}
         tio.write_bytes_atomic(folder / REFERENCE_FILE, (_dumps(info, where=str(folder / REFERENCE_FILE)) + "\n").encode())
     return paths

@@ -44,7 +44,7 @@ from tas_eval.io import atomic_path, folder_lock, remove_leftovers, write_bytes_
 from tas_eval.metrics.generative import GenerativeOptions
 from tas_eval.models import get_model_class, model_config, model_info, prompt_from_annotation
 from tas_eval.paths import file_sha256, runs_root
-from tas_eval.validate import MODEL_JSON
+from tas_eval.validate import COUNTERFACTUAL_DIR, MODEL_JSON
 
 log = logging.getLogger(__name__)
 
@@ -213,58 +213,75 @@ def predict_split(model, dataset: Dataset, split: int, out_dir: Path, device: st
         return _predict(model, dataset, split, out_dir, device, seed, batch_size)
 
 
+def _spatialize(model, info: dict, mono: torch.Tensor, sr: int, prompts, frames, seed: int) -> tuple[np.ndarray, list]:
+    """One seeded batch through the model: (B, 2, T) float32 audio and the model's per-item notes."""
+    seed_everything(seed)
+    if hasattr(model, "last_notes"):
+        model.last_notes = []
+    with torch.inference_mode():
+        out = model.spatialize(mono, sr, prompts, frames)
+    out = out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out, np.float32)
+    if out.shape != (mono.shape[0], 2, mono.shape[-1]):
+        raise UserError(f"The model '{info['name']}' returned shape {tuple(out.shape)} for a batch of mono "
+                        f"{tuple(mono.shape)}; the contract is (B, 2, T).")
+    return out, list(getattr(model, "last_notes", None) or [{} for _ in range(mono.shape[0])])
+
+
+def _writable(audio: np.ndarray, info: dict, item_id: str) -> tuple[np.ndarray, bool]:
+    """``audio`` scaled below clipping when its peak exceeds 1 (and whether it was); a UserError if not finite."""
+    if not np.all(np.isfinite(audio)):
+        raise UserError(f"The model '{info['name']}' produced non-finite samples for item '{item_id}'.")
+    peak = float(np.abs(audio).max())
+    return (audio * (CLIP_HEADROOM / peak), True) if peak > 1.0 else (audio, False)
+
+
 def _predict(model, dataset: Dataset, split: int, out_dir: Path, device: str, seed: int, batch_size: int) -> dict:
     pred_dir, notes_dir = out_dir / "predictions", out_dir / "notes"
-    pred_dir.mkdir(parents=True, exist_ok=True)
-    notes_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (pred_dir, notes_dir):  # leftovers of a run that was killed while writing
-        remove_leftovers(folder)
+    guidance = set(getattr(model, "guidance", ()))
+    # A text-guided model also predicts every item under its counterfactual (side-swapped) prompt, with
+    # the same seed, so that the prompt is the only difference (the follow metrics).
+    cf_dir = pred_dir / COUNTERFACTUAL_DIR if "text" in guidance else None
+    for folder in (pred_dir, notes_dir) + ((cf_dir,) if cf_dir else ()):
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(folder)  # of a run that was killed while writing
     info = model_info(type(model))
     write_json_atomic(pred_dir / MODEL_JSON, {"name": info["name"], "version": info["version"],
-                                              "description": info["description"],
-                                              "guidance": sorted(getattr(model, "guidance", ()))})
+                                              "description": info["description"], "guidance": sorted(guidance)})
 
     ids = dataset.split_ids(split, "test")
     lengths = {i: dataset.num_samples(i) for i in ids}
-    guidance = set(getattr(model, "guidance", ()))
     if hasattr(model, "to"):
         model = model.to(device) or model
     if isinstance(model, torch.nn.Module):
         model.eval()
 
     batches = _batches(ids, lengths, batch_size)
-    done = lambda i: (pred_dir / f"{i}.wav").is_file()  # noqa: E731
+    def done(item_id: str) -> bool:
+        return (pred_dir / f"{item_id}.wav").is_file() and (cf_dir is None or (cf_dir / f"{item_id}.wav").is_file())
+
     todo = [(k, b) for k, b in enumerate(batches) if not all(done(i) for i in b)]
     predicted = rescaled = 0
     sr = dataset.sample_rate
     for k, batch in tqdm(todo, desc=f"predicting split {split} ({info['name']})", unit="batch", disable=not todo):
         mono = torch.from_numpy(np.stack([dataset.mono(i) for i in batch])).to(device)
-        prompts = [prompt_from_annotation(dataset.annotation(i) or {}) for i in batch] if "text" in guidance else None
         frames = [dataset.frames(i) for i in batch] if "visual" in guidance else None
-        seed_everything(seed * 1_000_003 + k)
-        if hasattr(model, "last_notes"):
-            model.last_notes = []
-        with torch.inference_mode():
-            out = model.spatialize(mono, sr, prompts, frames)
-        out = out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out, np.float32)
-        if out.shape != (len(batch), 2, mono.shape[-1]):
-            raise UserError(f"The model '{info['name']}' returned shape {tuple(out.shape)} for a batch of mono "
-                            f"{tuple(mono.shape)}; the contract is (B, 2, T).")
-        notes = list(getattr(model, "last_notes", None) or [{} for _ in batch])
+        prompts = [prompt_from_annotation(dataset.annotation(i) or {}) for i in batch] if "text" in guidance else None
+        out, notes = _spatialize(model, info, mono, sr, prompts, frames, seed * 1_000_003 + k)
+        if cf_dir is not None:
+            swapped = [prompt_from_annotation(dataset.annotation(i) or {}, counterfactual=True) for i in batch]
+            out_cf, _ = _spatialize(model, info, mono, sr, swapped, frames, seed * 1_000_003 + k)
         for j, item_id in enumerate(batch):
             if done(item_id):
                 continue
-            audio = out[j]
-            if not np.all(np.isfinite(audio)):
-                raise UserError(f"The model '{info['name']}' produced non-finite samples for item '{item_id}'.")
-            peak = float(np.abs(audio).max())
+            audio, scaled = _writable(out[j], info, item_id)
             note = dict(notes[j]) if j < len(notes) else {}
-            if peak > 1.0:
-                audio = audio * (CLIP_HEADROOM / peak)
+            if scaled:
                 note["rescaled"] = 1
                 rescaled += 1
-            # notes first, then the WAV: an item whose WAV exists is complete.
+            # notes and the counterfactual first, then the WAV: an item whose WAV exists is complete.
             write_json_atomic(notes_dir / f"{item_id}.json", note)
+            if cf_dir is not None:
+                write_wav(cf_dir / f"{item_id}.wav", _writable(out_cf[j], info, item_id)[0], sr)
             write_wav(pred_dir / f"{item_id}.wav", audio, sr)
             predicted += 1
     totals: dict[str, float] = {}
@@ -291,6 +308,7 @@ def run_model(
     results_root: str | os.PathLike = "results",
     metric_ids: list[str] | None = None,
     generative: GenerativeOptions | None = None,
+    localizer: str | None = None,
 ) -> list[dict]:
     """Train (or reuse), predict, evaluate and record ``model_name`` on each split of ``dataset``; returns
     the results dicts. A model that needs guidance some item lacks stops before anything runs."""
@@ -340,6 +358,6 @@ def run_model(
         }
         results, _ = evaluate_predictions(run_dir / "predictions", dataset, split, name=cls.name,
                                           results_root=results_root, device=device, run_info=run_info,
-                                          metric_ids=metric_ids, generative=generative)
+                                          metric_ids=metric_ids, generative=generative, localizer=localizer)
         out.append(results)
     return out

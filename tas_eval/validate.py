@@ -10,6 +10,8 @@ version, description, guidance). Validation names every problem per file and nev
   (16 kHz), the reference's length in samples (all read from the header before any sample is read),
   then finite samples and no clipping (any |x| > 1);
 - a file name that is not ``<test item id>.wav`` or ``model.json`` is an extra file;
+- an optional folder ``counterfactual/`` holds the same items predicted under their counterfactual
+  (side-swapped) prompts, checked by the same rules (every item, nothing else);
 - model.json: a JSON object of at most MODEL_JSON_MAX_BYTES with finite numbers, whose "name" (if
   given) is a folder name of 1 to 80 letters, digits, '.', '_', '+' or '-', "version" a string or an
   integer, "description" a string and "guidance" a list of "text" / "visual".
@@ -39,6 +41,7 @@ from tas_eval.errors import UserError
 log = logging.getLogger(__name__)
 
 MODEL_JSON = "model.json"
+COUNTERFACTUAL_DIR = "counterfactual"  # the same items predicted under their side-swapped prompts (optional)
 MODEL_JSON_MAX_BYTES = 1_000_000
 WAV_FORMATS = ("WAV", "WAVEX", "RF64")
 # A model name becomes a folder name under results/: letters, digits and . _ + - only, no "..".
@@ -152,22 +155,17 @@ def parse_model_json(fh) -> tuple[dict, list[str]]:
     return ({}, problems) if problems else (info, [])
 
 
-def _inspect(directory: Path, dataset: Dataset, split: int) -> tuple[list[str], dict]:
-    """(every problem, the parsed model.json or {}) of a predictions directory."""
-    ids = dataset.split_ids(split, "test")
-    expected = {f"{item_id}.wav": item_id for item_id in ids}
-    if not directory.exists():
-        return [f"{directory}: does not exist"], {}
-    if not directory.is_dir():
-        return [f"{directory}: is not a directory"], {}
+def _inspect_folder(directory: Path, expected: dict[str, str], lengths: dict[str, int], sr: int, split: int,
+                    top: bool) -> tuple[list[str], dict]:
+    """(problems, parsed model.json) of one folder of a predictions directory; ``top``: the directory
+    itself (it may hold model.json and a counterfactual/ folder, which is inspected apart)."""
     try:
-        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | (0 if top else os.O_NOFOLLOW))
     except OSError as exc:
         return [f"{directory}: cannot be opened ({exc.strerror})"], {}
     problems: list[str] = []
     model_json: dict = {}
     try:
-        lengths = {item_id: dataset.num_samples(item_id) for item_id in ids}
         seen = set()
         with os.scandir(dir_fd) as entries:
             listing = sorted(entries, key=lambda e: e.name)
@@ -178,12 +176,14 @@ def _inspect(directory: Path, dataset: Dataset, split: int) -> tuple[list[str], 
                 problems.append(f"{shown}: is a symbolic link; links are refused and not followed")
                 continue
             if entry.is_dir(follow_symlinks=False):
-                problems.append(f"{shown}: is a sub-folder; a predictions directory holds only files")
+                if not (top and name == COUNTERFACTUAL_DIR):
+                    problems.append(f"{shown}: is a sub-folder; a predictions directory holds only files"
+                                    + (f" and {COUNTERFACTUAL_DIR}/" if top else ""))
                 continue
             if "/" in name or "\\" in name or ".." in name:
                 problems.append(f"{shown}: the name holds a path separator or '..'")
                 continue
-            if name == MODEL_JSON:
+            if name == MODEL_JSON and top:
                 opened = _open_regular(dir_fd, name)
                 if isinstance(opened, str):
                     problems.append(f"{shown}: {opened}")
@@ -193,7 +193,8 @@ def _inspect(directory: Path, dataset: Dataset, split: int) -> tuple[list[str], 
                 continue
             if name not in expected:
                 why = "not a .wav file" if not name.lower().endswith(".wav") else f"not an item of the test split {split}"
-                problems.append(f"{shown}: extra file ({why}); only <item_id>.wav and model.json belong here")
+                problems.append(f"{shown}: extra file ({why}); only <item_id>.wav"
+                                + (" and model.json belong here" if top else " belong here"))
                 continue
             seen.add(name)
             opened = _open_regular(dir_fd, name)
@@ -201,12 +202,35 @@ def _inspect(directory: Path, dataset: Dataset, split: int) -> tuple[list[str], 
                 problems.append(f"{shown}: {opened}")
                 continue
             with opened:
-                problems += [f"{shown}: {p}" for p in _check_wav(opened, dataset.sample_rate, lengths[expected[name]])]
+                problems += [f"{shown}: {p}" for p in _check_wav(opened, sr, lengths[expected[name]])]
         for name in sorted(set(expected) - seen):
             problems.append(f"{name}: missing (test item '{expected[name]}' of split {split} has no prediction)")
     finally:
         os.close(dir_fd)
     return problems, model_json
+
+
+def _inspect(directory: Path, dataset: Dataset, split: int) -> tuple[list[str], dict]:
+    """(every problem, the parsed model.json or {}) of a predictions directory and its counterfactual/ folder."""
+    ids = dataset.split_ids(split, "test")
+    expected = {f"{item_id}.wav": item_id for item_id in ids}
+    if not directory.exists():
+        return [f"{directory}: does not exist"], {}
+    if not directory.is_dir():
+        return [f"{directory}: is not a directory"], {}
+    lengths = {item_id: dataset.num_samples(item_id) for item_id in ids}
+    problems, model_json = _inspect_folder(directory, expected, lengths, dataset.sample_rate, split, top=True)
+    counterfactual = directory / COUNTERFACTUAL_DIR
+    if counterfactual.is_dir() and not counterfactual.is_symlink():
+        found, _ = _inspect_folder(counterfactual, expected, lengths, dataset.sample_rate, split, top=False)
+        problems += [f"{COUNTERFACTUAL_DIR}/{p}" for p in found]
+    return problems, model_json
+
+
+def has_counterfactual(directory: str | os.PathLike) -> bool:
+    """Whether a predictions directory carries predictions made under the counterfactual prompts."""
+    folder = Path(directory) / COUNTERFACTUAL_DIR
+    return folder.is_dir() and not folder.is_symlink()
 
 
 def validate_predictions(directory: str | os.PathLike, dataset: Dataset, split: int) -> list[str]:

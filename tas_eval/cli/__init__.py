@@ -29,6 +29,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_generative_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--localizer-checkpoint", default=None, metavar="FILE",
+                   help="the binaural localizer the spatial measures read (default: the packaged tas_loc weights)")
     p.add_argument("--backbone", default="tas_cnn", help="backbone of the generative metrics")
     p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
     p.add_argument("--no-cache", action="store_true", help="recompute cached reference statistics")
@@ -107,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, metavar="FILE")
     t.set_defaults(handler="backbone_train")
+
+    p = sub.add_parser("localizer", help="the binaural localizer of the spatial measures")
+    lsub = p.add_subparsers(dest="localizer_command", required=True)
+    t = lsub.add_parser("train", help="train it on renderings of the train part's sources (KEMAR and a spherical head)")
+    _add_data_options(t)
+    t.add_argument("--train-profile", default="small", choices=["tiny", "small", "paper"],
+                   help="size of the training (default: small, for two CPU cores)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, metavar="FILE", help="checkpoint to write (default: the packaged weights file)")
+    t.set_defaults(handler="localizer_train")
 
     p = sub.add_parser("leaderboard", help="regenerate the static leaderboard site from results/")
     p.add_argument("--results", default="results", metavar="DIR")

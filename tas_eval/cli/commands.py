@@ -70,7 +70,7 @@ def run(args) -> int:
     dataset = open_data(args, build_if_missing=True)
     all_results = run_model(args.model, splits, dataset, device=args.device, seed=args.seed,
                             train_profile=args.train_profile, results_root=args.results,
-                            generative=generative_options(args))
+                            generative=generative_options(args), localizer=args.localizer_checkpoint)
     first = all_results[0]
     folders = [results_dir(args.results, r["dataset"]["id"], r["split"], r["model"]) for r in all_results]
     _print_results(all_results, folders, f"{first['model']} on {first['dataset']['id']} (device {first['device']})")
@@ -88,13 +88,15 @@ def evaluate(args) -> int:
         if args.predictions or args.name:
             raise UserError("--ground-truth scores the dataset's own references: give it without --predictions and --name.")
         results, folder = evaluate_ground_truth(dataset, args.split, results_root=args.results, device=device,
-                                                generative=generative_options(args))
+                                                generative=generative_options(args),
+                                                localizer=args.localizer_checkpoint)
     else:
         if not args.predictions:
             raise UserError("tas-eval evaluate needs --predictions DIR (or --ground-truth).")
         results, folder = evaluate_predictions(args.predictions, dataset, args.split, name=args.name,
                                                results_root=args.results, device=device,
-                                               generative=generative_options(args), overwrite=args.overwrite)
+                                               generative=generative_options(args), overwrite=args.overwrite,
+                                               localizer=args.localizer_checkpoint)
     _print_results([results], [folder], f"{results['model']} on {results['dataset']['id']} split {args.split}")
     return 0
 
@@ -192,6 +194,25 @@ def backbone_train(args) -> int:
           f"of the test items of split {record['split']} ({record['held_out_frame_accuracy']:.3f} on "
           f"{record['held_out_frames']} 0.96 s frames); wrote {out} ({record['bytes'] / 1e6:.2f} MB, "
           f"sha256 {record['sha256']})")
+    return 0
+
+
+def localizer_train(args) -> int:
+    """`tas-eval localizer train`: train the localizer and write its checkpoint (default: the packaged weights file)."""
+    from tas_eval.device import resolve_device
+    from tas_eval.metrics.localizer import WEIGHTS
+    from tas_eval.metrics.localizer.training import train
+
+    device = resolve_device(args.device)
+    benchmark = open_builtin(args, build_if_missing=True)
+    out = Path(args.out) if args.out else WEIGHTS
+    record = train(benchmark, out, profile=args.train_profile, device=device, seed=args.seed)
+    print(json.dumps(record, indent=1))
+    for head, m in record["held_out"].items():
+        print(f"tas_loc on the {head} head, {m['frames']} held-out frames with one dominant source: azimuth error "
+              f"{m['azimuth_error_deg']:.1f} deg, side {m['side_accuracy']:.3f}, distance within 0.5 m "
+              f"{m['distance_within_0.5m']:.3f}, category {m['category_accuracy']:.3f}")
+    print(f"wrote {out} ({record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256']}) in {record['seconds']:.0f} s")
     return 0
 
 

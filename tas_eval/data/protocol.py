@@ -25,6 +25,9 @@ group (tas_eval.data.registry). It is opened from ``DataOptions`` and gives:
     frames_sha256(ids)    sha256 over the frame files of ``ids``, or None when the frames are made
                           from files content_hash already covers
     seed                  the seed a synthesized dataset was made with (None for recorded data)
+    item_tags(item_id)    the subsets an item belongs to, {family: subset or list of subsets}: families
+                          "visual_case" (none, out_of_view, occluded, silent_object, distractor),
+                          "sources" ("1", "2", "3-4") and "motion" (static, moving); {} when unknown
     check_files(ids)      a UserError naming the first file of those items (and the split files) that
                           differs from what the content hash was made of; called before any number
                           is computed from them
@@ -112,6 +115,10 @@ class Dataset:
     def num_samples(self, item_id: str) -> int:
         """Length of the item's binaural audio at 16 kHz, in samples."""
         return int(self.binaural(item_id).shape[1])
+
+    def item_tags(self, item_id: str) -> dict:
+        """{} : a dataset that does not know its items' scenes has no subsets."""
+        return {}
 
     def check_files(self, item_ids: list[str]) -> None:
         """Nothing to check for a dataset whose content hash is made from its files as they are when opened."""

@@ -37,6 +37,8 @@ import numpy as np
 CENTER_DEADBAND_DEG = 15.0
 FRAME_RATE = 10  # annotation frames per second (TASBench's 0.1 s)
 LABELS = ("left", "center", "right")
+# One source dominates a frame when the ears receive it at least this much (dB) above every other source.
+DOMINANCE_MARGIN_DB = 6.0
 
 
 def position_at(trajectory: list[dict], t: float) -> tuple[float, float, float]:

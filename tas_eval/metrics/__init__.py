@@ -62,6 +62,16 @@ _BUILTIN = {
     "itd": "tas_eval.metrics.spatial:ITD",
     "ic": "tas_eval.metrics.spatial:IC",
     "direction_acc": "tas_eval.metrics.spatial:DIRECTION_ACC",
+    # read by the binaural localizer (tas_eval.metrics.localizer)
+    "side_acc": "tas_eval.metrics.localization:SIDE_ACC",
+    "side_acc_static": "tas_eval.metrics.localization:SIDE_ACC_STATIC",
+    "side_acc_moving": "tas_eval.metrics.localization:SIDE_ACC_MOVING",
+    "side_acc_multi": "tas_eval.metrics.localization:SIDE_ACC_MULTI",
+    "doa_err": "tas_eval.metrics.localization:DOA_ERR",
+    "doa_ref_err": "tas_eval.metrics.localization:DOA_REF_ERR",
+    "dist_ref_err": "tas_eval.metrics.localization:DIST_REF_ERR",
+    "follow": "tas_eval.metrics.localization:FOLLOW",
+    "follow_spl": "tas_eval.metrics.localization:FOLLOW_SPL",
     # set-level (SetMetric), computed by tas_eval.metrics.generative.compute_generative
     "fd": "tas_eval.metrics.generative:FD",
     "fad": "tas_eval.metrics.generative:FAD",
@@ -96,13 +106,15 @@ def _as_items(x, what: str) -> list[torch.Tensor]:
     return [torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a) for a in items]
 
 
-def _select(metric_ids: Sequence[str] | None, annotations) -> list[Metric]:
-    available = {"annotations": annotations is not None}
+def _select(metric_ids: Sequence[str] | None, annotations, counterfactual) -> list[Metric]:
+    available = {"annotations": annotations is not None, "counterfactual": counterfactual is not None,
+                 "localizer": True}
     if metric_ids is None:
         chosen = [m for m in list_metrics() if isinstance(m, Metric)]
-        skipped = [m.id for m in chosen if not all(available.get(k, False) for k in m.needs)]
-        if skipped:
-            log.info("not computing %s: no %s given", ", ".join(skipped), "annotations")
+        skipped = {m.id: [k for k in m.needs if not available.get(k, False)] for m in chosen}
+        skipped = {mid: missing for mid, missing in skipped.items() if missing}
+        for mid, missing in skipped.items():
+            log.info("not computing %s: no %s given", mid, " or ".join(missing))
         return [m for m in chosen if m.id not in skipped]
     chosen = [get_metric(i) for i in metric_ids]
     for m in chosen:
@@ -123,6 +135,8 @@ def compute_metrics(
     annotations: Sequence[dict] | None = None,
     device: str | torch.device = "cpu",
     batch_size: int | None = None,
+    counterfactual=None,
+    localizer: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-item values of every metric: {metric id: (N,) float64 array}.
 
@@ -133,6 +147,9 @@ def compute_metrics(
     before every metric, as the reference scripts do. Clips are moved to ``device`` in float64, in
     batches of at most ``batch_size`` clips of equal length (default: one clip at a time on a CPU,
     where a clip's spectra already fill the caches and larger batches measured slower; 16 on a GPU).
+    ``counterfactual`` holds the predictions made under the counterfactual prompts (aligned with
+    ``pred``; ``follow`` needs them). ``localizer`` is the checkpoint of the localizer the localizer's
+    measures read (default: the packaged tas_loc weights).
     """
     if batch_size is None:
         batch_size = 16 if torch.device(device).type == "cuda" else 1
@@ -141,12 +158,20 @@ def compute_metrics(
         raise UserError(f"Got {len(preds)} predictions for {len(refs)} references.")
     if annotations is not None and len(annotations) != len(refs):
         raise UserError(f"Got {len(annotations)} annotations for {len(refs)} references.")
+    cfs = _as_items(counterfactual, "counterfactual predictions") if counterfactual is not None else None
+    if cfs is not None and [c.shape for c in cfs] != [r.shape for r in refs]:
+        raise UserError("The counterfactual predictions must match the references one to one, in shape too.")
     for i, (p, r) in enumerate(zip(preds, refs)):
         if r.ndim != 2 or r.shape[0] != 2 or p.shape != r.shape:
             raise UserError(f"Item {i}: prediction {tuple(p.shape)} and reference {tuple(r.shape)} must both be (2, samples).")
         if not (torch.isfinite(p).all() and torch.isfinite(r).all()):
             raise UserError(f"Item {i}: the audio has non-finite samples (NaN or inf).")
-    metrics = _select(metric_ids, annotations)
+    metrics = _select(metric_ids, annotations, cfs)
+    located = None
+    if any("localizer" in m.needs for m in metrics):
+        from tas_eval.metrics.localizer import load_localizer
+
+        located = load_localizer(localizer, device)
 
     groups: dict[int, list[int]] = {}
     for i, r in enumerate(refs):
@@ -159,9 +184,12 @@ def compute_metrics(
         r = torch.stack([refs[i] for i in chunk]).to(device=device, dtype=torch.float64)
         if normalize:
             p, r = peak_normalize(p), peak_normalize(r)
-        ctx = {"cache": TransformCache()}
+        ctx = {"cache": TransformCache(), "localizer": located}
         if annotations is not None:
             ctx["annotations"] = [annotations[i] for i in chunk]
+        if cfs is not None:
+            c = torch.stack([cfs[i] for i in chunk]).to(device=device, dtype=torch.float64)
+            ctx["counterfactual"] = peak_normalize(c) if normalize else c
         for m in metrics:
             values = m.fn(p, r, sr, **ctx)
             if tuple(values.shape) != (len(chunk),):
@@ -181,12 +209,14 @@ def mean_over_splits(split_summaries: list[dict]) -> dict:
 @dataclass
 class Scores:
     """What ``score`` gives: a record per metric with a value, the per-item values of the per-item
-    metrics ((N,) float64, NaN where an item could not be scored), and the per-item metrics that
-    could score no item at all (they have no record)."""
+    metrics ((N,) float64, NaN where an item could not be scored), the per-item metrics that could
+    score no item at all (they have no record), and per subset of items the per-item metrics'
+    summaries ({family: {subset: {metric id: summary}}})."""
 
     records: dict[str, MetricRecord] = field(default_factory=dict)
     per_item: dict[str, np.ndarray] = field(default_factory=dict)
     unscored: list[str] = field(default_factory=list)
+    subsets: dict = field(default_factory=dict)
 
 
 def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
@@ -199,22 +229,31 @@ def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None
 
 def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequence[dict] | None = None,
           metric_ids: Sequence[str] | None = None, device: str = "cpu", generative=None,
-          dataset_hash: str | None = None, split: int | None = None) -> Scores:
+          dataset_hash: str | None = None, split: int | None = None, counterfactual=None,
+          localizer: str | None = None, tags: Sequence[dict] | None = None) -> Scores:
     """Every metric of aligned predictions and references ((2, T) each, ``sr`` Hz): the one scoring entry.
 
-    Per-item metrics run on peak-normalized clips (``compute_metrics``); set-level metrics run with
-    ``generative`` (a tas_eval.metrics.generative.GenerativeOptions; default options when None), their
-    reference statistics cached under ``dataset_hash`` and ``split`` when both are given.
-    ``metric_ids`` None means every registered metric whose needs are met.
+    Per-item metrics run on peak-normalized clips (``compute_metrics``, with the ``counterfactual``
+    predictions and the ``localizer`` checkpoint it takes); set-level metrics run with ``generative``
+    (a tas_eval.metrics.generative.GenerativeOptions; default options when None), their reference
+    statistics cached under ``dataset_hash`` and ``split`` when both are given. ``metric_ids`` None
+    means every registered metric whose needs are met. ``tags`` (one dict per item, {family: subset
+    or list of subsets}) gives the per-item metrics' summaries per subset (``Scores.subsets``).
     """
     from tas_eval.metrics.generative import compute_generative
 
     item_metric_ids, set_metric_ids = split_metric_ids(metric_ids)
     out = Scores()
     values = compute_metrics(preds, refs, sr, metric_ids=item_metric_ids, normalize=True, annotations=annotations,
-                             device=device)
+                             device=device, counterfactual=counterfactual, localizer=localizer)
+    described = None
     for mid, v in values.items():
-        record = MetricRecord.of_items(get_metric(mid), v)
+        metric = get_metric(mid)
+        if "localizer" in metric.needs and described is None:
+            from tas_eval.metrics.localizer import load_localizer
+
+            described = load_localizer(localizer, device).describe()
+        record = MetricRecord.of_items(metric, v, backbone=described if "localizer" in metric.needs else None)
         if record is None:  # no item could be scored (e.g. no annotated frame): no number to record
             out.unscored.append(mid)
             continue
@@ -222,4 +261,23 @@ def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequenc
         out.per_item[mid] = v
     out.records.update(compute_generative(preds, refs, sr, generative, item_ids=item_ids, metric_ids=set_metric_ids,
                                           dataset_hash=dataset_hash, split=split, device=device))
+    if tags is not None:
+        out.subsets = subset_summaries(out.per_item, tags)
+    return out
+
+
+def subset_summaries(per_item: dict[str, np.ndarray], tags: Sequence[dict]) -> dict:
+    """{family: {subset: {metric id: summary}}} of per-item values over the items each tag names (an item
+    whose family tag is a list belongs to each subset listed); subsets without a scored item are left out."""
+    out: dict = {}
+    for family in sorted({f for t in tags for f in t}):
+        names = sorted({n for t in tags for n in (t.get(family) if isinstance(t.get(family), list) else [t.get(family)])
+                        if n is not None})
+        for name in names:
+            rows = [i for i, t in enumerate(tags) if name in (t.get(family) if isinstance(t.get(family), list)
+                                                              else [t.get(family)])]
+            for mid, values in per_item.items():
+                summary = summarize(np.asarray(values)[rows])
+                if summary["n"]:
+                    out.setdefault(family, {}).setdefault(name, {})[mid] = summary
     return out

@@ -113,14 +113,14 @@ class MetricRecord:
     details: dict = field(default_factory=dict)
 
     @classmethod
-    def of_items(cls, metric, values) -> "MetricRecord | None":
-        """The record of a per-item metric's values (N,); None when no item could be scored."""
+    def of_items(cls, metric, values, backbone: dict | None = None) -> "MetricRecord | None":
+        """The record of a per-item metric's values (N,), with the network it read ({"id", "sha256"}) if any;
+        None when no item could be scored."""
         summary = summarize(values)
         if summary["n"] == 0:
             return None
         return cls(summary["value"], summary["std"], summary["stderr"], summary["n"], metric.direction,
-                   metric.version, metric.unit, n_missing=summary.get("n_missing", 0),
-                   backbone=getattr(metric, "backbone", None))
+                   metric.version, metric.unit, n_missing=summary.get("n_missing", 0), backbone=backbone)
 
     @classmethod
     def of_set(cls, metric, value: float, n: int, backbone: dict, channel_mode: str, details: dict) -> "MetricRecord":

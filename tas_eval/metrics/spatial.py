@@ -49,7 +49,9 @@ any such frame gets NaN. The references themselves score well below 1: a broadba
 is small for low-pitched sources and in reverberant rooms, and often misses the dominant source of a
 mixture. It is not a ceiling either: a model that exaggerates level differences towards the labels
 scores above the references, and an all-center output scores the share of center labels. Read it
-beside the ground-truth row of the leaderboard (``tas-eval evaluate --ground-truth``).
+beside the ground-truth row of the leaderboard (``tas-eval evaluate --ground-truth``). side_acc
+(tas_eval.metrics.localization), which reads a learned binaural localizer on frames with one dominant
+source at the ears, supersedes it; it is kept, unchanged, so that older results stay comparable.
 """
 
 from __future__ import annotations
@@ -326,7 +328,7 @@ IC = Metric(
 DIRECTION_ACC = Metric(
     id="direction_acc", version="1", direction="higher", unit="fraction",
     provenance=f"{_SPATIAL} (direction_acc: tas-eval's own; TASBench-style per-frame left/center/right labels)",
-    definition="share of annotated 0.1 s frames where the side of 20 log10(||L||/||R||) (+-1 dB = center) matches the frame's label (dominant source's; with labels only, the one all sources share)",
+    definition="share of annotated 0.1 s frames where the side of 20 log10(||L||/||R||) (+-1 dB = center) matches the frame's label (dominant source's; with labels only, the one all sources share); superseded by side_acc, kept for comparability",
     fn=direction_accuracy,
     needs=("annotations",),
 )

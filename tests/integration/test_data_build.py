@@ -55,7 +55,7 @@ def test_lateral_source_is_louder_and_earlier_at_its_ear(azimuth, sign):
     scene = build.sample_scene(0, 0, 2.0, ["cello"])
     scene["sources"] = [{"category": "cello", "seed": 5, "gain_db": 0.0, "active": [[0.0, 2.0]], "occluded": False,
                          "trajectory": [{"t": 0.0, "azimuth": azimuth, "elevation": 0.0, "distance": 1.0}]}]
-    audio, _ = build.render_clip(scene)
+    audio, _, _ = build.render_clip(scene)
     assert audio.shape == (2, 2 * SAMPLE_RATE)
     ild, itd = ild_itd(audio.astype(np.float64), SAMPLE_RATE)
     assert sign * ild > 3.0
@@ -137,3 +137,20 @@ def test_unknown_item_is_one_clear_error(tiny_benchmark):
     proc = run_cli("data", "show", "nope", "--data", str(tiny_benchmark.root))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "nope" in proc.stderr
+
+
+def test_annotations_carry_what_the_ears_receive(tiny_benchmark):
+    """Every sounding source has the level the ears receive of it (head and room included), and is flagged
+    moving exactly in the frames where its position changes."""
+    from tas_eval.data.builtin.render import is_moving
+
+    seen_moving = 0
+    for item in tiny_benchmark.all_ids():
+        ann, scene = tiny_benchmark.annotation(item), tiny_benchmark.scene(item)
+        moving_categories = {s["category"] for s in scene["sources"] if is_moving(s["trajectory"])}
+        for frame in ann["frames"]:
+            for s in frame["sources"]:
+                assert -120.0 < s["ear_level_db"] < 0.0
+                assert not s["moving"] or s["category"] in moving_categories
+                seen_moving += s["moving"]
+    assert seen_moving > 0

@@ -92,7 +92,9 @@ def test_run_writes_predictions_results_and_samples(tiny_benchmark, reference_ru
     home, results, proc = reference_run
     test_ids = tiny_benchmark.split_ids(1, "test")
     pred = _predictions_dir(home, tiny_benchmark)
-    assert sorted(p.name for p in pred.iterdir()) == sorted([f"{i}.wav" for i in test_ids] + ["model.json"])
+    assert sorted(p.name for p in pred.iterdir()) == sorted([f"{i}.wav" for i in test_ids] + ["model.json", "counterfactual"])
+    # a text-guided model also predicts every item under its side-swapped prompt
+    assert sorted(p.name for p in (pred / "counterfactual").iterdir()) == sorted(f"{i}.wav" for i in test_ids)
     assert json.loads((pred / "model.json").read_text())["name"] == "text_pan"
 
     folder = _folder(results, tiny_benchmark)
@@ -163,6 +165,9 @@ def test_evaluate_a_copied_predictions_directory_gives_the_same_numbers(tiny_ben
     copy.mkdir()
     for f in _predictions_dir(home, tiny_benchmark).glob("c*.wav"):
         (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "counterfactual").mkdir()
+    for f in (_predictions_dir(home, tiny_benchmark) / "counterfactual").glob("c*.wav"):
+        (copy / "counterfactual" / f.name).write_bytes(f.read_bytes())
     results = tmp_path / "results"
     assert main(["evaluate", "--predictions", str(copy), "--split", "1", "--data", str(tiny_benchmark.root),
                  "--results", str(results), "--device", "cpu"]) == 0

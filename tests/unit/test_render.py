@@ -12,7 +12,13 @@ from scipy.signal import coherence, correlate
 from tas_eval.audio import resample
 from tas_eval.data.builtin import room as room_acoustics
 from tas_eval.data.builtin.hrir import DEFAULT_SOFA, HRIRSet
-from tas_eval.data.builtin.render import direct_blockwise, render_scene, render_source, source_brir
+from tas_eval.data.builtin.render import (
+    direct_blockwise,
+    reflections_blockwise,
+    render_scene,
+    render_source,
+    source_brir,
+)
 from tas_eval.errors import UserError
 
 SR = 44100
@@ -205,6 +211,25 @@ def test_blockwise_direct_path_equals_the_static_one(hrirs):
         static = render_scene(scene_of((25.0, 10.0, dist), duration=0.4), [x], hrirs)
         blocks = direct_blockwise(x, [{"t": 0.0, "azimuth": 25.0, "elevation": 10.0, "distance": dist}], hrirs, SR)
         assert np.max(np.abs(blocks - static)) < 1e-12 * np.max(np.abs(static)) + 1e-15
+
+
+def test_blockwise_reflections_equal_the_static_ones(hrirs):
+    x = noise(0.5)
+    trajectory = [{"t": 0.0, "azimuth": -35.0, "elevation": 5.0, "distance": 2.4}]
+    blocks = reflections_blockwise(x, trajectory, ROOM, hrirs, SR)
+    brir = source_brir(ROOM, -35.0, 5.0, 2.4, hrirs, SR, None, direct=False, tail=False)
+    static = np.stack([np.convolve(x, brir[0])[: len(x)], np.convolve(x, brir[1])[: len(x)]])
+    assert np.max(np.abs(blocks - static)) < 1e-9 * np.max(np.abs(static))
+
+
+def test_a_moving_sources_reflections_come_from_where_it_is(hrirs):
+    """The room's reflections of a source moving from the left to the right follow it (they used to come
+    from its mean position, the front, for the whole clip)."""
+    trajectory = [{"t": 0.0, "azimuth": 80.0, "elevation": 0.0, "distance": 4.0},
+                  {"t": 2.0, "azimuth": -80.0, "elevation": 0.0, "distance": 4.0}]
+    y = reflections_blockwise(noise(2.0), trajectory, ROOM, hrirs, SR)
+    head, tail = y[:, int(0.05 * SR) : int(0.4 * SR)], y[:, -int(0.35 * SR) :]
+    assert ild_db(head) > 1.0 and ild_db(tail) < -1.0
 
 
 def test_gain_and_gating(hrirs):

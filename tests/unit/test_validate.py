@@ -32,7 +32,8 @@ def make_benchmark(root: Path, ids=("a001", "a002", "a003", "a004", "a005", "a00
             {"item_id": item_id, "frames": [{"t0": 0.0, "sources": [], "text": ""}], "clip_prompts": []}))
     (root / "scenes").mkdir()
     for item_id in ids:
-        (root / "scenes" / f"{item_id}.json").write_text(json.dumps({"item_id": item_id}))
+        (root / "scenes" / f"{item_id}.json").write_text(json.dumps({"item_id": item_id, "visual": {"cases": []}, "sources": [
+            {"category": "cello", "trajectory": [{"t": 0.0, "azimuth": 0.0, "elevation": 0.0, "distance": 1.0}]}]}))
     split = root / "splits" / "split1"
     split.mkdir(parents=True)
     (split / "train.txt").write_text("")

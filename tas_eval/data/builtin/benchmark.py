@@ -146,6 +146,17 @@ class Benchmark(Dataset):
             raise UserError(f"{self.root / changed[0]}: differs from the sha256 in manifest.json{more}: the build was "
                             "modified; rebuild it with `tas-eval data build` (into a fresh folder) or restore the file.")
 
+    def item_tags(self, item_id: str) -> dict:
+        """The item's visual failure cases (or "none"), its number of sources ("1", "2", "3-4") and whether
+        any of them moves ("moving") or not ("static"), from its scene."""
+        from tas_eval.data.builtin.render import is_moving
+
+        scene = self.scene(item_id)
+        count = len(scene["sources"])
+        return {"visual_case": list(scene.get("visual", {}).get("cases") or ["none"]),
+                "sources": str(count) if count <= 2 else "3-4",
+                "motion": "moving" if any(is_moving(s["trajectory"]) for s in scene["sources"]) else "static"}
+
     def scene(self, item_id: str) -> dict:
         """The scene description of ``item_id`` (sources, trajectories, room, visual case)."""
         return self._json("scenes", item_id)

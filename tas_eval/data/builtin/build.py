@@ -41,7 +41,7 @@ from tas_eval.paths import data_root, file_sha256
 log = logging.getLogger(__name__)
 
 # Bump on every change that alters the built files: builds of another version are rebuilt.
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 DATASET_NAME = "tasbench-synth"
 RENDER_SR = 44100
 # FAIR-Play's proportions: 1497 / 187 / 187 of 1871 clips.
@@ -49,6 +49,8 @@ FAIRPLAY_COUNTS = (1497, 187, 187)
 # A frame counts as "sounding" for a source when its dry level is above this (dBFS; sources are
 # normalized to -20 dBFS RMS over their sounding part, so this is 30 dB below a typical note).
 SOUNDING_THRESHOLD_DBFS = -50.0
+# A source whose azimuth, elevation (degrees) or distance (m) changes by more than this within a frame moves in it.
+MOVING_TOLERANCE = 0.01
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (Linux)
 # Peak level of every written clip: leaves headroom so that mono = L + R stays within [-1, 1].
 CLIP_PEAK = 0.45
@@ -236,9 +238,15 @@ def frame_levels_db(dry: np.ndarray, sr: int, num_frames: int) -> np.ndarray:
     return 20 * np.log10(np.maximum(rms, 1e-10))
 
 
-def annotate(scene: dict, dry: list[np.ndarray], sr: int) -> dict:
-    """Per 0.1 s frame: sounding sources with category, position, side label and level; dense text;
-    clip prompts; counterfactual prompts (sides swapped)."""
+def annotate(scene: dict, dry: list[np.ndarray], sr: int, ear_levels: list[np.ndarray] | None = None) -> dict:
+    """Per 0.1 s frame: sounding sources with category, position, side label and levels; dense text;
+    clip prompts; counterfactual prompts (sides swapped).
+
+    A source sounds in a frame when its dry level there reaches SOUNDING_THRESHOLD_DBFS; it is
+    "moving" in a frame when its position changes within it. Its "level_db" is the direct path's level (dry level, gain, 1/r); its "ear_level_db" (with
+    ``ear_levels``, one (frames,) array per source from ``received_levels_db``) is what the ears
+    receive of it, head and room included, on the written clip's scale (dBFS): the level that
+    decides which source dominates a frame."""
     from tas_eval.data import prompts
 
     duration = scene["duration_s"]
@@ -248,14 +256,19 @@ def annotate(scene: dict, dry: list[np.ndarray], sr: int) -> dict:
     for k in range(num_frames):
         t_center = (k + 0.5) / FRAME_RATE
         sounding = []
-        for src, lev in zip(scene["sources"], levels):
+        for index, (src, lev) in enumerate(zip(scene["sources"], levels)):
             if lev[k] < SOUNDING_THRESHOLD_DBFS:
                 continue
             az, el, dist = position_at(src["trajectory"], t_center)
             # Level at the listener of the direct sound: dry level + gain - spherical spreading re 1 m.
             level = lev[k] + src["gain_db"] - 20 * math.log10(max(dist, 0.1))
-            sounding.append({"category": src["category"], "azimuth": round(az, 2), "elevation": round(el, 2),
-                             "distance": round(dist, 2), "label": side_label(az, el), "level_db": round(level, 2)})
+            start, end = (position_at(src["trajectory"], t / FRAME_RATE) for t in (k, k + 1))
+            entry = {"category": src["category"], "azimuth": round(az, 2), "elevation": round(el, 2),
+                     "distance": round(dist, 2), "label": side_label(az, el), "level_db": round(level, 2),
+                     "moving": bool(np.max(np.abs(np.subtract(start, end))) > MOVING_TOLERANCE)}
+            if ear_levels is not None:
+                entry["ear_level_db"] = round(float(ear_levels[index][k]), 2)
+            sounding.append(entry)
         text = prompts.dense_text(sounding)
         frames.append({"t0": round(k / FRAME_RATE, 3), "sources": sounding, "text": text,
                        "counterfactual": prompts.counterfactual(text)})
@@ -293,8 +306,20 @@ def annotate(scene: dict, dry: list[np.ndarray], sr: int) -> dict:
 # ---------------------------------------------------------------- rendering one clip
 
 
-def render_clip(scene: dict) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Binaural audio of a scene at 16 kHz (2, T) float32 and its dry sources at 44.1 kHz."""
+def received_levels_db(image: np.ndarray, sr: int, num_frames: int) -> np.ndarray:
+    """Level in dB (re full scale) of one source's binaural image (2, T) at the ears in each 1/FRAME_RATE s
+    frame: 10 log10 of the mean square over both ears (floored at -200 dB for silence)."""
+    hop = sr // FRAME_RATE
+    padded = np.zeros((2, num_frames * hop))
+    n = min(image.shape[1], padded.shape[1])
+    padded[:, :n] = image[:, :n]
+    power = np.mean(padded.reshape(2, num_frames, hop) ** 2, axis=(0, 2))
+    return 10 * np.log10(np.maximum(power, 1e-20))
+
+
+def render_clip(scene: dict) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Binaural audio of a scene at 16 kHz (2, T) float32, its dry sources at 44.1 kHz, and per source
+    the level received at the ears per 0.1 s frame (received_levels_db, on the written clip's scale)."""
     from tas_eval.data.builtin import render, sources
     from tas_eval.data.builtin.hrir import HRIRSet
 
@@ -303,11 +328,14 @@ def render_clip(scene: dict) -> tuple[np.ndarray, list[np.ndarray]]:
         sources.synthesize_source(s["category"], duration, [tuple(a) for a in s["active"]], s["seed"], RENDER_SR)
         for s in scene["sources"]
     ]
-    binaural = render.render_scene(scene, dry, HRIRSet.load(), RENDER_SR)
-    audio = resample(binaural, RENDER_SR, SAMPLE_RATE)[:, : int(round(duration * SAMPLE_RATE))]
+    hrirs = HRIRSet.load()
+    images = [render.render_source(scene, i, dry, hrirs, RENDER_SR) for i in range(len(scene["sources"]))]
+    audio = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(round(duration * SAMPLE_RATE))]
     peak = float(np.max(np.abs(audio)))
-    audio = audio * (CLIP_PEAK / peak) if peak > 0 else audio
-    return audio.astype(np.float32), dry
+    scale = CLIP_PEAK / peak if peak > 0 else 1.0
+    num_frames = int(round(duration * FRAME_RATE))
+    ear_levels = [received_levels_db(image * scale, RENDER_SR, num_frames) for image in images]
+    return (audio * scale).astype(np.float32), dry, ear_levels
 
 
 def _json_bytes(obj: dict) -> bytes:
@@ -326,8 +354,8 @@ def build_item(out: str, index: int, seed: int, duration: float) -> str:
     if all(p.exists() for p in paths):
         return item
     scene["visual"]["cases"] = frames.failure_cases(scene)
-    audio, dry = render_clip(scene)
-    annotation = annotate(scene, dry, RENDER_SR)
+    audio, dry, ear_levels = render_clip(scene)
+    annotation = annotate(scene, dry, RENDER_SR, ear_levels)
     write_wav(paths[0], audio, SAMPLE_RATE)
     write_bytes_atomic(paths[1], _json_bytes(scene))
     write_bytes_atomic(paths[2], _json_bytes(annotation))

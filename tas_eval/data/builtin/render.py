@@ -15,13 +15,15 @@ Per source, at ``sr`` Hz (44.1 kHz, the HRIRs' rate):
   whose first reflection arrives after the tail's fade-in has begun, the tail is gated (5 ms fade)
   to start with that first reflection, so nothing reverberates before the sound has reached a wall.
 A static source's direct sound, reflections and tail form one binaural room impulse response (BRIR),
-applied with one FFT convolution. A moving source (trajectory with several distinct points) gets its
-direct sound block-wise: the input is cut into Hann-windowed blocks of 1472 samples (33 ms) at a hop
-of 736 (the windows sum to one), each block is filtered with the HRIR, gain and delay of the position
-at the block's centre and the outputs are overlap-added, which crossfades smoothly between positions.
-APPROXIMATION: its reflections and tail use one BRIR for the source's mean position over the clip
-(circular mean of the direction, mean distance and elevation over the trajectory sampled every 0.1 s).
-Positions are those at the emission time; sound arriving after the clip's end is dropped. No room
+applied with one FFT convolution. A moving source (trajectory with several distinct points) is
+rendered block-wise from its position at the time: the input is cut into Hann-windowed blocks (the
+windows sum to one), each block is filtered with the response of the position at the block's centre
+and the outputs are overlap-added, which crossfades smoothly between positions. The direct sound uses
+blocks of 1472 samples (33 ms) at a hop of 736, the early reflections blocks of REFLECTION_BLOCK =
+4410 samples (0.1 s, the annotation frame) at half that hop, each with the image sources of the
+block's position. The late tail is a diffuse field, the same from every position, applied once and
+started with the earliest first reflection along the trajectory. Positions are those at the emission
+time; sound arriving after the clip's end is dropped. No room
 (``scene["room"]`` missing or None) renders the direct sound only (anechoic).
 Everything is single-threaded numpy/scipy and deterministic.
 """
@@ -42,6 +44,7 @@ from tas_eval.data.scene import direction_vector, position_at
 SAMPLE_RATE = 44100
 MIN_DISTANCE_M = 0.2
 BLOCK = 1472  # samples per block of the moving direct path (33 ms at 44.1 kHz; with the HRIR it fits a 2048 FFT)
+REFLECTION_BLOCK = 4410  # samples per block of a moving source's reflections (0.1 s, the annotation frame)
 GATE_FADE_S = 0.005
 TAIL_GATE_FADE_S = 0.005
 _FRAC_HALF = 16  # the fractional-delay kernel has 2 * _FRAC_HALF taps
@@ -78,9 +81,8 @@ def render_source(scene: dict, index: int, dry: list[np.ndarray], hrirs: HRIRSet
 
     out = direct_blockwise(x, trajectory, hrirs, sr)
     if room is not None:
-        az, el, dist = mean_position(trajectory, num / sr)
-        brir = source_brir(room, az, el, dist, hrirs, sr, seed, direct=False)
-        out += _convolve(x, brir, num)
+        out += reflections_blockwise(x, trajectory, room, hrirs, sr)
+        out += _convolve(x, moving_tail(room, trajectory, num / sr, hrirs, sr, seed), num)
     return out
 
 
@@ -93,13 +95,43 @@ def is_moving(trajectory: list[dict]) -> bool:
     )
 
 
-def mean_position(trajectory: list[dict], duration_s: float) -> tuple[float, float, float]:
-    """(azimuth deg, elevation deg, distance m) standing for a moving source's reflections and tail:
-    circular mean azimuth, mean elevation and mean distance over the trajectory sampled every 0.1 s."""
+def reflections_blockwise(x: np.ndarray, trajectory: list[dict], room: dict, hrirs: HRIRSet, sr: int,
+                          block: int = REFLECTION_BLOCK) -> np.ndarray:
+    """Early reflections (2, len(x)) of a source following ``trajectory``: Hann-windowed blocks (hop
+    block/2) each convolved with the image-source response (no direct sound, no tail) of the position at
+    the block's centre, then overlap-added."""
+    num = x.shape[0]
+    hop = block // 2
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(block) / block)  # periodic Hann
+    count = num // hop + 2
+    padded = np.zeros(count * hop + block)
+    padded[hop : hop + num] = x
+    out = np.zeros((2, padded.shape[0] + _reflection_length(room, hrirs, sr)))
+    for k in range(count):
+        seg = padded[k * hop : k * hop + block] * window
+        if not np.any(seg):
+            continue
+        az, el, dist = position_at(trajectory, max(0.0, (k * hop) / sr))
+        brir = source_brir(room, az, el, dist, hrirs, sr, None, direct=False, tail=False)
+        y = fftconvolve(seg[None, :], brir, axes=-1)
+        out[:, k * hop : k * hop + y.shape[1]] += y
+    return out[:, hop : hop + num]
+
+
+def moving_tail(room: dict, trajectory: list[dict], duration_s: float, hrirs: HRIRSet, sr: int, seed) -> np.ndarray:
+    """The late tail (2, n) of a moving source: the room's diffuse field (position-independent), gated to
+    start with the earliest first reflection of the positions along the trajectory (sampled every 0.1 s)."""
     times = np.arange(0.0, max(duration_s, 1e-9), 0.1)
-    pos = np.array([position_at(trajectory, float(t)) for t in times])
-    az = math.degrees(math.atan2(np.mean(np.sin(np.radians(pos[:, 0]))), np.mean(np.cos(np.radians(pos[:, 0])))))
-    return az, float(np.mean(pos[:, 1])), float(np.mean(pos[:, 2]))
+    first = min(room_acoustics.image_sources(room, direction_vector(a, e) * max(d, MIN_DISTANCE_M), 1)[0][2]
+                for a, e, d in (position_at(trajectory, float(t)) for t in times))
+    return _gated_tail(room_acoustics.late_tail(room, sr, seed, hrirs), first, sr)
+
+
+def _reflection_length(room: dict, hrirs: HRIRSet, sr: int) -> int:
+    """Samples that cover the longest image-source path of ``room`` (from anywhere inside it) plus an HRIR."""
+    diagonal = float(np.linalg.norm(room["size_m"]))
+    longest = (room_acoustics.DEFAULT_MAX_ORDER + 1) * diagonal
+    return _delay_samples(longest, sr)[0] + 2 * _FRAC_HALF + hrirs.taps + 1
 
 
 def source_brir(
@@ -112,31 +144,28 @@ def source_brir(
     seed,
     direct: bool = True,
     max_order: int = room_acoustics.DEFAULT_MAX_ORDER,
+    tail: bool = True,
 ) -> np.ndarray:
     """Binaural room impulse response (2, n) of a static source at ``sr`` Hz, sample 0 = emission:
-    the direct sound (when ``direct``), the image-source reflections and the late tail (when ``room``)."""
+    the direct sound (when ``direct``), the image-source reflections (when ``room``) and the late tail
+    (when ``room`` and ``tail``)."""
     paths = []  # (azimuth, elevation, distance, gain excluding 1/r)
     if direct:
         paths.append((azimuth, elevation, distance, 1.0))
     if room is not None:
         pos = direction_vector(azimuth, elevation) * max(distance, MIN_DISTANCE_M)
         paths.extend(room_acoustics.image_sources(room, pos, max_order))
-    tail = room_acoustics.late_tail(room, sr, seed, hrirs, max_order) if room is not None else np.zeros((2, 0))
     reflections = paths[1:] if direct else paths
-    if reflections and tail.shape[1]:
-        # a far source's first reflection can arrive after the tail's fade-in starts: no reverberation before it
-        first = int(reflections[0][2] / room_acoustics.SPEED_OF_SOUND * sr)
-        if np.any(tail[:, :first]):
-            fade = min(int(TAIL_GATE_FADE_S * sr), tail.shape[1] - first)
-            gate = np.zeros(tail.shape[1])
-            gate[first : first + fade] = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
-            gate[first + fade :] = 1.0
-            tail = tail * gate
+    late = np.zeros((2, 0))
+    if room is not None and tail:
+        late = room_acoustics.late_tail(room, sr, seed, hrirs, max_order)
+        if reflections:
+            late = _gated_tail(late, reflections[0][2], sr)
 
     longest = max((p[2] for p in paths), default=0.0)
-    n = max(tail.shape[1], _delay_samples(longest, sr)[0] + _FRAC_HALF + hrirs.taps + 1)
+    n = max(late.shape[1], _delay_samples(longest, sr)[0] + _FRAC_HALF + hrirs.taps + 1)
     brir = np.zeros((2, n))
-    brir[:, : tail.shape[1]] += tail
+    brir[:, : late.shape[1]] += late
     if paths:
         idx = hrirs.nearest_index([p[0] for p in paths], [p[1] for p in paths])
         for (az, el, dist, gain), i in zip(paths, idx):
@@ -145,6 +174,19 @@ def source_brir(
             start = whole - (_FRAC_HALF - 1)
             brir[:, start : start + ir.shape[1]] += ir
     return brir
+
+
+def _gated_tail(tail: np.ndarray, first_path_m: float, sr: int) -> np.ndarray:
+    """``tail`` silenced before the first reflection (a path of ``first_path_m`` metres) arrives, with a short
+    fade: a far source's first reflection can come after the tail's fade-in has begun."""
+    first = int(first_path_m / room_acoustics.SPEED_OF_SOUND * sr)
+    if not np.any(tail[:, :first]):
+        return tail
+    fade = min(int(TAIL_GATE_FADE_S * sr), tail.shape[1] - first)
+    gate = np.zeros(tail.shape[1])
+    gate[first : first + fade] = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+    gate[first + fade :] = 1.0
+    return tail * gate
 
 
 def direct_blockwise(x: np.ndarray, trajectory: list[dict], hrirs: HRIRSet, sr: int, block: int = BLOCK) -> np.ndarray:

@@ -66,6 +66,17 @@ def read_checkpoint(path: str | os.PathLike, what: str) -> dict:
     return obj
 
 
+def write_checkpoint(checkpoint: dict, path: str | os.PathLike) -> dict:
+    """Save a trained network's checkpoint with torch.save, atomically; returns {"sha256", "bytes"} of the file."""
+    from tas_eval.io import atomic_path
+    from tas_eval.paths import file_sha256
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+
+
 def load_state_dict_strict(module: torch.nn.Module, state: dict, path, what: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
     """Load ``state`` into ``module`` requiring exactly its keys and shapes; UserError naming the file otherwise."""
     state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tas_eval.errors import UserError
-from tas_eval.io import atomic_path
-from tas_eval.metrics.backbones import Backbone, load_state_dict_strict, read_checkpoint
+from tas_eval.metrics.backbones import Backbone, load_state_dict_strict, read_checkpoint, write_checkpoint
 from tas_eval.paths import file_sha256
 from tas_eval.metrics.backbones.panns import CONFIGS, ConvBlock, LogMelFrontEnd
 
@@ -258,9 +257,5 @@ def train(benchmark, out: str | os.PathLike, device: str = "cpu", seed: int = 0,
     }
     ckpt = {"model": {k: v.detach().cpu() for k, v in network.state_dict().items()}, "classes": classes,
             "widths": list(WIDTHS), "embedding_dim": EMBEDDING_DIM, "training": record}
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        torch.save(ckpt, tmp)
-    record["sha256"] = file_sha256(out)
-    record["bytes"] = out.stat().st_size
+    record.update(write_checkpoint(ckpt, out))
     return record
