@@ -238,10 +238,11 @@ def _writable(audio: np.ndarray, info: dict, item_id: str) -> tuple[np.ndarray, 
 def _predict(model, dataset: Dataset, split: int, out_dir: Path, device: str, seed: int, batch_size: int) -> dict:
     pred_dir, notes_dir = out_dir / "predictions", out_dir / "notes"
     guidance = set(getattr(model, "guidance", ()))
-    # A text-guided model also predicts every item under its counterfactual (side-swapped) prompt, with
-    # the same seed, so that the prompt is the only difference (the follow metrics).
-    cf_dir = pred_dir / COUNTERFACTUAL_DIR if "text" in guidance else None
-    for folder in (pred_dir, notes_dir) + ((cf_dir,) if cf_dir else ()):
+    # Every item is also predicted under its counterfactual (side-swapped) prompt, with the same seed, so
+    # that the prompt is the only difference (the follow metrics). A model without text guidance does
+    # not read the prompt: its counterfactual prediction is its prediction, and it follows nothing.
+    cf_dir = pred_dir / COUNTERFACTUAL_DIR
+    for folder in (pred_dir, notes_dir, cf_dir):
         folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # of a run that was killed while writing
     info = model_info(type(model))
@@ -257,7 +258,7 @@ def _predict(model, dataset: Dataset, split: int, out_dir: Path, device: str, se
 
     batches = _batches(ids, lengths, batch_size)
     def done(item_id: str) -> bool:
-        return (pred_dir / f"{item_id}.wav").is_file() and (cf_dir is None or (cf_dir / f"{item_id}.wav").is_file())
+        return (pred_dir / f"{item_id}.wav").is_file() and (cf_dir / f"{item_id}.wav").is_file()
 
     todo = [(k, b) for k, b in enumerate(batches) if not all(done(i) for i in b)]
     predicted = rescaled = 0
@@ -267,7 +268,8 @@ def _predict(model, dataset: Dataset, split: int, out_dir: Path, device: str, se
         frames = [dataset.frames(i) for i in batch] if "visual" in guidance else None
         prompts = [prompt_from_annotation(dataset.annotation(i) or {}) for i in batch] if "text" in guidance else None
         out, notes = _spatialize(model, info, mono, sr, prompts, frames, seed * 1_000_003 + k)
-        if cf_dir is not None:
+        out_cf = out
+        if prompts is not None:
             swapped = [prompt_from_annotation(dataset.annotation(i) or {}, counterfactual=True) for i in batch]
             out_cf, _ = _spatialize(model, info, mono, sr, swapped, frames, seed * 1_000_003 + k)
         for j, item_id in enumerate(batch):
@@ -280,8 +282,7 @@ def _predict(model, dataset: Dataset, split: int, out_dir: Path, device: str, se
                 rescaled += 1
             # notes and the counterfactual first, then the WAV: an item whose WAV exists is complete.
             write_json_atomic(notes_dir / f"{item_id}.json", note)
-            if cf_dir is not None:
-                write_wav(cf_dir / f"{item_id}.wav", _writable(out_cf[j], info, item_id)[0], sr)
+            write_wav(cf_dir / f"{item_id}.wav", _writable(out_cf[j], info, item_id)[0], sr)
             write_wav(pred_dir / f"{item_id}.wav", audio, sr)
             predicted += 1
     totals: dict[str, float] = {}
