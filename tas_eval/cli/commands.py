@@ -209,7 +209,9 @@ def localizer_train(args) -> int:
     record = train(benchmark, out, profile=args.train_profile, device=device, seed=args.seed)
     print(json.dumps(record, indent=1))
     for head, m in record["held_out"].items():
-        print(f"tas_loc on the {head} head, {m['frames']} held-out frames with one dominant source: azimuth error "
+        where = {"level_only": "windows kept to level differences", "time_only": "windows kept to time differences"}.get(
+            head, f"the {head} head")
+        print(f"tas_loc on {where}, {m['frames']} held-out frames with one dominant source: azimuth error "
               f"{m['azimuth_error_deg']:.1f} deg, side {m['side_accuracy']:.3f}, distance within 0.5 m "
               f"{m['distance_within_0.5m']:.3f}, category {m['category_accuracy']:.3f}")
     print(f"wrote {out} ({record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256']}) in {record['seconds']:.0f} s")

@@ -34,6 +34,40 @@ def test_features_shapes_and_interaural_phase_known_answers():
     assert torch.allclose(louder[0, 0] - louder[0, 1], torch.full_like(louder[0, 0], np.log(4.0)), atol=1e-3)
 
 
+def _ild_db_and_lag(out: np.ndarray) -> tuple[float, int]:
+    ild = 10 * np.log10(np.sum(out[0] ** 2) / np.sum(out[1] ** 2))
+    xcorr = [np.dot(out[0], np.roll(out[1], -lag)) for lag in range(-8, 9)]
+    return float(ild), int(np.argmax(xcorr)) - 8
+
+
+def test_one_cue_renderings_keep_one_interaural_difference_and_drop_the_other():
+    from tas_eval.metrics.localizer.training import level_only, time_only
+
+    x = _noise()
+    both = np.stack([x, 0.5 * np.roll(x, 3)])  # right ear 6 dB down and 3 samples late
+    assert _ild_db_and_lag(both) == (pytest.approx(20 * np.log10(2), abs=0.1), 3)
+    ild, lag = _ild_db_and_lag(level_only(both))
+    assert ild == pytest.approx(20 * np.log10(2), abs=0.1) and lag == 0
+    ild, lag = _ild_db_and_lag(time_only(both))
+    assert ild == pytest.approx(0.0, abs=0.1) and lag == 3
+    same = np.stack([x, x]).astype(np.float32)
+    for f in (level_only, time_only):  # nothing to remove from identical ears
+        assert np.allclose(f(same), same, atol=1e-5)
+
+
+def test_the_shipped_localizer_reads_each_interaural_cue_alone():
+    """Known answers with the packaged weights: identical ears are center; a louder left ear alone
+    (10 dB, no time difference) and a leading left ear alone (0.4 ms, no level difference) are left."""
+    loc = L.load_localizer()
+    x = _noise(2.0)
+    cases = {"center": np.stack([x, x]), "left": np.stack([x * 10 ** (5 / 20), x * 10 ** (-5 / 20)])}
+    lead = np.stack([x, np.roll(x, 6)])
+    for expected, audio in list(cases.items()) + [("left", lead)]:
+        az = loc.locate(torch.from_numpy(audio.astype(np.float32))[None])["azimuth"][0, 2:-2].numpy()
+        median = float(np.median(az))
+        assert (abs(median) < 15.0) if expected == "center" else (median > 15.0), (expected, median)
+
+
 def test_bins_and_decoding():
     assert L.azimuth_bin([-180.0, -175.0, 0.0, 5.0, 179.9, 180.0]).tolist() == [0, 0, 18, 18, 35, 0]
     assert L.elevation_bin([-90.0, 0.0, 9.9, 10.0, 90.0]).tolist() == [0, 2, 2, 3, 6]
@@ -71,7 +105,7 @@ def test_a_tiny_training_run_lowers_the_loss_and_the_checkpoint_loads(tiny_bench
     out = tmp_path / "loc.pt"
     record = training.train(tiny_benchmark, out, profile="tiny", seed=0)
     assert record["loss_last"] < record["loss_first"]
-    assert set(record["held_out"]) == {"kemar", "spherical"}
+    assert {"kemar", "spherical"} <= set(record["held_out"]) <= {"kemar", "spherical", "level_only", "time_only"}
     loc = L.load_localizer(out)
     assert loc.weights_sha256 == record["sha256"] and loc.describe() == {"id": "tas_loc", "sha256": record["sha256"]}
     audio = torch.from_numpy(np.stack([_noise(2.0), _noise(2.0, 1)]))[None]

@@ -9,6 +9,11 @@ generator draws them), static or moving (probability P_MOVING: an azimuth sweep 
 over the window), in a room drawn as the generator draws
 its rooms, through the KEMAR HRIRs or the spherical head (tas_eval.data.builtin.spherical_head), with
 the generator's renderer. Each example is peak-normalized and then attenuated by a random 0 to 20 dB.
+A share P_ONE_CUE of the windows keep only their interaural level differences (``level_only``) and
+as many only their interaural time differences (``time_only``): listeners hear a louder ear alone,
+or a leading ear alone, on its side, and generators often produce one cue without the other (one
+that shapes the mono signal's magnitude per ear gives level differences only), so the localizer
+must read each cue alone, not lean on the one that natural renderings make most reliable.
 
 Labels per 0.1 s frame, as the benchmark annotates: a source sounds when its dry level reaches the
 builder's threshold; the level each source delivers to the ears decides which one dominates (by at
@@ -62,11 +67,13 @@ P_GENERATOR_AZIMUTH = 0.6  # share of directions drawn as the generator draws th
 AZIMUTH_SPREAD_DEG = 10.0
 GAIN_RANGE_DB = (-20.0, 0.0)
 HEADS = ("kemar", "spherical")
+P_ONE_CUE = 0.1  # each of level only and time only
+ONE_CUE_FFT = 512  # samples at 16 kHz: 32 ms frames, a quarter hop
 
 # Sizes per profile: "tiny" for the tests, "small" for two CPU cores, "paper" for a GPU.
 PROFILES = {
     "tiny": {"examples": 24, "val_examples": 12, "steps": 15, "batch": 8, "lr": 3e-3, "widths": [4, 8, 8], "hidden": 32},
-    "small": {"examples": 4000, "val_examples": 400, "steps": 1500, "batch": 32, "lr": 2e-3, "widths": [12, 24, 48],
+    "small": {"examples": 4000, "val_examples": 400, "steps": 3000, "batch": 32, "lr": 2e-3, "widths": [12, 24, 48],
               "hidden": 96},
     "paper": {"examples": 20000, "val_examples": 1000, "steps": 12000, "batch": 64, "lr": 1e-3,
               "widths": [32, 64, 128], "hidden": 256},
@@ -155,6 +162,40 @@ def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head
     return (mix * scale).astype(np.float32), frame_labels(srcs, sounding, ears)
 
 
+def _stft(audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    window = torch.hann_window(ONE_CUE_FFT)
+    return torch.stft(x, ONE_CUE_FFT, ONE_CUE_FFT // 4, window=window, return_complex=True), window
+
+
+def _istft(spec: torch.Tensor, window: torch.Tensor, length: int) -> np.ndarray:
+    return torch.istft(spec, ONE_CUE_FFT, ONE_CUE_FFT // 4, window=window, length=length).numpy().astype(np.float32)
+
+
+def _unit(z: torch.Tensor) -> torch.Tensor:
+    """The phase of complex ``z`` as a unit phasor (1 where z is 0)."""
+    mag = z.abs()
+    return torch.where(mag > 0, z / mag.clamp_min(1e-12), torch.ones_like(z))
+
+
+def level_only(audio: np.ndarray) -> np.ndarray:
+    """(2, T) binaural audio with each ear's short-time magnitude kept and both ears given the phase of
+    L + R: the interaural level differences stay, the interaural time and phase differences go."""
+    spec, window = _stft(audio)
+    return _istft(spec.abs() * _unit(spec.sum(0, keepdim=True)), window, audio.shape[-1])
+
+
+def time_only(audio: np.ndarray) -> np.ndarray:
+    """(2, T) binaural audio with each ear's short-time phase kept and both ears given the RMS magnitude
+    of the two: the interaural time and phase differences stay, the level differences go."""
+    spec, window = _stft(audio)
+    mag = spec.abs().pow(2).mean(0, keepdim=True).sqrt()
+    return _istft(mag * _unit(spec), window, audio.shape[-1])
+
+
+ONE_CUE = {"level": level_only, "time": time_only}
+
+
 def frame_labels(srcs: list[dict], sounding: np.ndarray, ears: np.ndarray) -> dict:
     """Per 0.1 s frame labels of a window from its sources, their sounding flags and ear levels (sources, frames)."""
     n = sounding.shape[1]
@@ -189,19 +230,25 @@ def frame_labels(srcs: list[dict], sounding: np.ndarray, ears: np.ndarray) -> di
 
 
 def make_set(pool: list[dict], count: int, seed: int, categories: list[str], desc: str) -> dict:
-    """``count`` examples, alternating the two heads, as feature tensors and stacked labels (plus the head of each)."""
+    """``count`` examples, alternating the two heads, as feature tensors and stacked labels (plus the head
+    of each and its cues: "all", or "level" or "time" for the shares P_ONE_CUE kept to one cue)."""
     heads = heads_by_name()
     rng = np.random.default_rng(seed)
     feats, labels = [], []
     for i in tqdm(range(count), desc=desc, unit="window", leave=False):
         head = HEADS[i % len(HEADS)]
         audio, lab = render_example(pool, rng, heads, head)
+        draw = rng.random()
+        lab["cues"] = "level" if draw < P_ONE_CUE else "time" if draw < 2 * P_ONE_CUE else "all"
+        if lab["cues"] in ONE_CUE:
+            audio = ONE_CUE[lab["cues"]](audio)
         lab["category"] = np.array([categories.index(c) if c is not None else 0 for c in lab["category"]], np.int64)
         lab["head"] = head
         feats.append(binaural_features(torch.from_numpy(audio)[None])[0])
         labels.append(lab)
-    stacked = {k: np.stack([lab[k] for lab in labels]) for k in labels[0] if k != "head"}
+    stacked = {k: np.stack([lab[k] for lab in labels]) for k in labels[0] if k not in ("head", "cues")}
     stacked["head"] = np.array([lab["head"] for lab in labels])
+    stacked["cues"] = np.array([lab["cues"] for lab in labels])
     return {"features": torch.stack(feats), **stacked}
 
 
@@ -228,8 +275,9 @@ def _batch(data: dict, idx: np.ndarray, rng: np.random.Generator | None, device)
 
 
 def held_out_measures(localizer: Localizer, data: dict) -> dict:
-    """Per head: mean azimuth error (degrees, wrapped), left/center/right accuracy, distance within 0.5 m and
-    category accuracy over the frames with one dominant source of a ``make_set`` set."""
+    """Per head (its windows with all cues), and over the windows of both heads kept to level differences
+    ("level_only") or to time differences ("time_only"): mean azimuth error (degrees, wrapped), left/center/right accuracy, distance within
+    0.5 m and category accuracy over the frames with one dominant source of a ``make_set`` set."""
     out = {}
     with torch.inference_mode():
         logits = localizer.network(data["features"].to(localizer.device))
@@ -238,8 +286,10 @@ def held_out_measures(localizer: Localizer, data: dict) -> dict:
     el = elevation_centres()[logits["elevation"].argmax(-1).cpu().numpy()]
     dist = (torch.softmax(logits["distance"].double().cpu(), -1) * torch.arange(logits["distance"].shape[-1]) * DISTANCE_STEP_M).sum(-1).numpy()
     cat = logits["category"].argmax(-1).cpu().numpy()
-    for head in HEADS:
-        rows = data["head"] == head
+    groups = {head: (data["head"] == head) & (data["cues"] == "all") for head in HEADS}
+    groups["level_only"] = data["cues"] == "level"
+    groups["time_only"] = data["cues"] == "time"
+    for head, rows in groups.items():
         single = data["single"][rows]
         if not single.any():
             continue
