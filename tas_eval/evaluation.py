@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from tas_eval import results as results_mod
 from tas_eval.audio import write_wav
 from tas_eval.data.protocol import Dataset
@@ -149,8 +151,10 @@ def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[st
     if samples:  # ``samples`` False: the predictions are the references, already kept below
         results_mod.write_samples(folder, {i: by_id[i][0] for i in chosen}, dataset.sample_rate)
         if counterfactual is not None:
-            cf = dict(zip(ids, counterfactual))
-            results_mod.write_samples(folder, {i: cf[i] for i in chosen}, dataset.sample_rate, suffix=".counterfactual")
+            # A model that does not read the prompt gives the same clip: it is not kept twice.
+            cf = {i: x for i, x in zip(ids, counterfactual) if i in chosen and not np.array_equal(x, by_id[i][0])}
+            if cf:
+                results_mod.write_samples(folder, cf, dataset.sample_rate, suffix=".counterfactual")
     results_mod.write_reference_samples(results_root, record, split, {i: by_id[i][1] for i in chosen},
                                         dataset.sample_rate, prompts={i: item_prompts(dataset.annotation(i)) for i in chosen})
     log.info("wrote %s", folder / results_mod.RESULTS_FILE)

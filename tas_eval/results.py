@@ -8,7 +8,7 @@ Layout (one folder per model, dataset and split)::
                                                            "tags": {family: subset(s)} (optional)}
     results/<dataset id>/split<N>/<model>/samples/<item_id>.wav    optional: a few predicted clips
     results/<dataset id>/split<N>/<model>/samples/<item_id>.counterfactual.wav   the same clip predicted
-                                                          under its counterfactual prompt (optional)
+                                                          under its counterfactual prompt (where it differs)
     results/<dataset id>/split<N>/_reference/samples/<item_id>.wav        reference binaural clips
     results/<dataset id>/split<N>/_reference/samples/<item_id>.mono.wav   their mono input (L + R)
     results/<dataset id>/split<N>/_reference/reference.json               dataset they come from, and the

@@ -193,6 +193,7 @@ def test_mono_mono_scores_worse_than_the_ground_truth_row(tiny_benchmark, tmp_pa
     r_mono = load_results(_folder(results, tiny_benchmark, "mono_mono"))
     # Mono-Mono does not read the prompt: its counterfactual prediction is the same, it follows nothing.
     assert r_mono["metrics"]["follow_spl"]["value"] == 0.0
+    assert not list((_folder(results, tiny_benchmark, "mono_mono") / "samples").glob("*.counterfactual.wav"))
     for mid in ("stft", "env"):
         assert r_perfect["metrics"][mid]["value"] == pytest.approx(0.0, abs=1e-9)
         assert r_mono["metrics"][mid]["value"] > 1e-4
