@@ -120,6 +120,11 @@ class Dataset:
         """{} : a dataset that does not know its items' scenes has no subsets."""
         return {}
 
+    def questions(self) -> dict | None:
+        """The spatial questions of the dataset's items (tas_eval.data.qa.qa_block: {"version", "seed", "sha256",
+        "items": {item id: questions}}); None for a dataset whose scene geometry is not known."""
+        return None
+
     def check_files(self, item_ids: list[str]) -> None:
         """Nothing to check for a dataset whose content hash is made from its files as they are when opened."""
 

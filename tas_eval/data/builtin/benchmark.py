@@ -26,7 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from tas_eval.audio import read_wav
-from tas_eval.data.builtin.build import build_benchmark, dataset_id
+from tas_eval.data.builtin.build import build_benchmark, dataset_id, ensure_questions
+from tas_eval.data.qa import QA_VERSION
 from tas_eval.data.protocol import NUM_SPLITS, PARTS, DataOptions, Dataset
 from tas_eval.errors import UserError
 from tas_eval.io import is_temporary
@@ -157,6 +158,11 @@ class Benchmark(Dataset):
                 "sources": str(count) if count <= 2 else "3-4",
                 "motion": "moving" if any(is_moving(s["trajectory"]) for s in scene["sources"]) else "static"}
 
+    def questions(self) -> dict | None:
+        """The spatial questions the manifest holds (tas_eval.data.qa); None for a build made before them that
+        could not be given them."""
+        return self.manifest.get("qa")
+
     def scene(self, item_id: str) -> dict:
         """The scene description of ``item_id`` (sources, trajectories, room, visual case)."""
         return self._json("scenes", item_id)
@@ -196,11 +202,23 @@ def resolve_benchmark(profile: str = "small", seed: int = 0, data: str | Path | 
                       build_if_missing: bool = True) -> Benchmark:
     """The benchmark a command works on: ``data`` if given, else the built profile/seed (built if missing)."""
     if data:
-        return Benchmark(data)
+        return _with_questions(Benchmark(data))
     root = data_root() / dataset_id(profile, seed)
     if (root / "manifest.json").is_file():
-        return Benchmark(root)
+        return _with_questions(Benchmark(root))
     if not build_if_missing:
         raise UserError(f"{root}: not built yet; run `tas-eval data build --profile {profile} --seed {seed}`.")
     log.info("building the %s profile (seed %d) into %s", profile, seed, root)
     return Benchmark(build_benchmark(profile, seed))
+
+
+def _with_questions(benchmark: Benchmark) -> Benchmark:
+    """The benchmark, its manifest given the spatial questions if it was built before they existed."""
+    if (benchmark.manifest.get("qa") or {}).get("version") != QA_VERSION:
+        try:
+            ensure_questions(benchmark.root)
+        except OSError as exc:  # a read-only copy: the question-answering metrics will say they have no questions
+            log.warning("%s: cannot add the spatial questions to the manifest (%s)", benchmark.root, exc)
+            return benchmark
+        return Benchmark(benchmark.root)
+    return benchmark

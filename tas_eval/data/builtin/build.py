@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from tas_eval.audio import SAMPLE_RATE, resample, write_wav
 from tas_eval.data.protocol import NUM_SPLITS, content_digest
+from tas_eval.data.qa import QA_VERSION, qa_block
 from tas_eval.data.scene import FRAME_RATE, azel_from_vector, direction_vector, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
 from tas_eval.io import TMP_PREFIX, folder_lock, remove_leftovers, write_bytes_atomic
@@ -407,8 +408,39 @@ def write_manifest(root: Path, profile: Profile, seed: int) -> dict:
         "split_counts": dict(zip(("train", "val", "test"), split_counts(profile.num_clips))),
         "files": files,
         "manifest_sha256": digest,
+        "qa": _questions(root),
     }
     write_bytes_atomic(root / "manifest.json", _json_bytes(manifest))
+    return manifest
+
+
+def _questions(root: Path) -> dict:
+    """The manifest's spatial questions (tas_eval.data.qa), drawn from the build's scene files."""
+    scenes = [json.loads(p.read_text()) for p in sorted((root / "scenes").glob("*.json"))
+              if not p.name.startswith(TMP_PREFIX)]
+    return qa_block(scenes)
+
+
+def ensure_questions(root: str | Path) -> None:
+    """Add the spatial questions to a finished build whose manifest lacks them (see ``add_questions``)."""
+    root = Path(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    if (manifest.get("qa") or {}).get("version") == QA_VERSION:
+        return
+    with folder_lock(root):
+        manifest = json.loads((root / "manifest.json").read_text())
+        if (manifest.get("qa") or {}).get("version") != QA_VERSION:
+            add_questions(root, manifest)
+
+
+def add_questions(root: Path, manifest: dict) -> dict:
+    """Write the spatial questions into the manifest of a build made before they existed (or with an older
+    question version). The files and their hash are unchanged, so results and checkpoints made on the
+    build stay valid; the questions carry their own sha256, which results record."""
+    manifest = dict(manifest, qa=_questions(root))
+    write_bytes_atomic(root / "manifest.json", _json_bytes(manifest))
+    log.info("%s: added %d spatial questions to the manifest", root,
+             sum(len(q) for q in manifest["qa"]["items"].values()))
     return manifest
 
 
@@ -453,6 +485,8 @@ def _build(root: Path, prof: Profile, seed: int, workers: int | None, progress: 
         existing = json.loads(manifest_path.read_text())
         if all(existing.get(k) == v for k, v in identity.items()):
             log.info("%s is already built (manifest %s)", root, existing["manifest_sha256"][:12])
+            if (existing.get("qa") or {}).get("version") != QA_VERSION:
+                add_questions(root, existing)
             return root
         manifest_path.unlink()
     _check_assets()
