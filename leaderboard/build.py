@@ -265,6 +265,10 @@ def _row(folder: str, path: str, r: dict, columns: list[dict]) -> dict:
         m = r["metrics"].get(col["metric"])
         if m is not None and _column_key(col["metric"], m) == col["key"]:
             cells[col["key"]] = {k: m[k] for k in ("value", "std", "stderr", "n", "n_missing") if k in m}
+            details = m.get("details") or {}
+            if "accuracy_prediction" in details:  # a question-answering gap: show the accuracies behind it
+                cells[col["key"]]["qa"] = {k: details.get(k) for k in
+                                           ("accuracy_ground_truth", "accuracy_prediction", "chance", "questions")}
     return {
         "model": r["model"], "folder": folder, "file": path, "split": r["split"],
         "device": r["device"], "created_utc": r["created_utc"], "harness": r["harness"],

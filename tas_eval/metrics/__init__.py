@@ -78,6 +78,11 @@ _BUILTIN = {
     "kl": "tas_eval.metrics.generative:KL",
     "kl_sigmoid": "tas_eval.metrics.generative:KL_SIGMOID",
     "is": "tas_eval.metrics.generative:IS",
+    # set-level, read by the spatial question-answering assessor (tas_eval.metrics.question_answering)
+    "qa_doa": "tas_eval.metrics.question_answering:QA_DOA",
+    "qa_de": "tas_eval.metrics.question_answering:QA_DE",
+    "qa_direction": "tas_eval.metrics.question_answering:QA_DIRECTION",
+    "qa_distance": "tas_eval.metrics.question_answering:QA_DISTANCE",
 }
 for _id, _target in _BUILTIN.items():
     METRICS.add_lazy(_id, _target)
@@ -210,13 +215,16 @@ def mean_over_splits(split_summaries: list[dict]) -> dict:
 class Scores:
     """What ``score`` gives: a record per metric with a value, the per-item values of the per-item
     metrics ((N,) float64, NaN where an item could not be scored), the per-item metrics that could
-    score no item at all (they have no record), and per subset of items the per-item metrics'
-    summaries ({family: {subset: {metric id: summary}}})."""
+    score no item at all (they have no record), per subset of items the per-item metrics'
+    summaries ({family: {subset: {metric id: summary}}}), the assessor's answers per item, and why
+    the question-answering metrics were not computed (None when they were, or were not asked for)."""
 
     records: dict[str, MetricRecord] = field(default_factory=dict)
     per_item: dict[str, np.ndarray] = field(default_factory=dict)
     unscored: list[str] = field(default_factory=list)
     subsets: dict = field(default_factory=dict)
+    answers: dict = field(default_factory=dict)
+    qa_note: str | None = None
 
 
 def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
@@ -230,7 +238,8 @@ def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None
 def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequence[dict] | None = None,
           metric_ids: Sequence[str] | None = None, device: str = "cpu", generative=None,
           dataset_hash: str | None = None, split: int | None = None, counterfactual=None,
-          localizer: str | None = None, tags: Sequence[dict] | None = None) -> Scores:
+          localizer: str | None = None, tags: Sequence[dict] | None = None, questions: dict | None = None,
+          assessor=None) -> Scores:
     """Every metric of aligned predictions and references ((2, T) each, ``sr`` Hz): the one scoring entry.
 
     Per-item metrics run on peak-normalized clips (``compute_metrics``, with the ``counterfactual``
@@ -239,8 +248,13 @@ def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequenc
     statistics cached under ``dataset_hash`` and ``split`` when both are given. ``metric_ids`` None
     means every registered metric whose needs are met. ``tags`` (one dict per item, {family: subset
     or list of subsets}) gives the per-item metrics' summaries per subset (``Scores.subsets``).
+    ``questions`` (the dataset's spatial questions, tas_eval.data.qa) and ``assessor`` (a
+    tas_eval.metrics.question_answering.AssessorOptions; default options when None) give the
+    question-answering metrics; without questions, or without the assessor's LM, they are not computed
+    and ``Scores.qa_note`` says why.
     """
     from tas_eval.metrics.generative import compute_generative
+    from tas_eval.metrics.question_answering import compute_qa
 
     item_metric_ids, set_metric_ids = split_metric_ids(metric_ids)
     out = Scores()
@@ -261,6 +275,15 @@ def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequenc
         out.per_item[mid] = v
     out.records.update(compute_generative(preds, refs, sr, generative, item_ids=item_ids, metric_ids=set_metric_ids,
                                           dataset_hash=dataset_hash, split=split, device=device))
+    qa_ids = None if metric_ids is None else [i for i in set_metric_ids if getattr(get_metric(i), "kind", "") == "qa"]
+    if qa_ids is None or qa_ids:
+        records, out.answers, out.qa_note = compute_qa(preds, refs, item_ids=list(item_ids), questions=questions,
+                                                       options=assessor, metric_ids=qa_ids, device=device)
+        if out.qa_note and qa_ids:
+            raise UserError(f"The question-answering metrics cannot be computed: {out.qa_note}.")
+        if out.qa_note:
+            log.info("not computing the question-answering metrics: %s", out.qa_note)
+        out.records.update(records)
     if tags is not None:
         out.subsets = subset_summaries(out.per_item, tags)
     return out

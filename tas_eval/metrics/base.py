@@ -44,14 +44,16 @@ class Metric:
 
 @dataclass(frozen=True)
 class SetMetric:
-    """One set-level metric (FD, FAD, KL, IS): computed once over a whole prediction set, not per item.
+    """One set-level metric: computed once over a whole prediction set, not per item.
 
-    ``compute(pred, ref)`` takes two ``tas_eval.metrics.generative.EmbeddingSet`` (the backbone's
-    embeddings and logits of the predictions and of the references, float64) and returns a dict with
-    at least "value" (a float); other keys are details recorded beside it. ``needs`` names what the
-    backbone must provide: "clip" (clip embeddings), "frames" (0.96 s frame embeddings), "logits".
-    Registered in the same registry as per-item metrics; ``compute_metrics`` skips it, and
-    ``tas_eval.metrics.generative.compute_generative`` computes it.
+    Kind "set" (FD, FAD, KL, IS): ``compute(pred, ref)`` takes two ``tas_eval.metrics.generative.
+    EmbeddingSet`` (the backbone's embeddings and logits of the predictions and of the references,
+    float64) and returns a dict with at least "value" (a float); other keys are details recorded beside
+    it. ``needs`` names what the backbone must provide: "clip" (clip embeddings), "frames" (0.96 s frame
+    embeddings), "logits"; ``tas_eval.metrics.generative.compute_generative`` computes it. Kind "qa"
+    (the question-answering gaps): ``compute(accuracy_ground_truth, accuracy_prediction)`` takes the
+    assessor's accuracies per question type; tas_eval.metrics.question_answering computes it.
+    Registered in the same registry as per-item metrics; ``compute_metrics`` skips both kinds.
     """
 
     id: str
@@ -62,7 +64,7 @@ class SetMetric:
     definition: str
     compute: Callable
     needs: tuple[str, ...] = ()
-    kind: str = "set"
+    kind: str = "set"  # "set": from a backbone's embeddings; "qa": from the assessor's answers
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
@@ -138,5 +140,6 @@ class MetricRecord:
             out["backbone"] = dict(self.backbone)
         if self.channel_mode is not None:
             out["channel_mode"] = self.channel_mode
+        if self.channel_mode is not None or self.details:
             out["details"] = dict(self.details)
         return out

@@ -210,12 +210,13 @@ IS = SetMetric(
 
 
 def set_metrics(metric_ids: Sequence[str] | None = None) -> list[SetMetric]:
-    """The registered set-level metrics (all of them, or those of ``metric_ids`` that are set-level)."""
+    """The registered set-level metrics of an embedding backbone (all of them, or those of ``metric_ids``); the
+    question-answering metrics (kind "qa") are computed by tas_eval.metrics.question_answering instead."""
     from tas_eval.metrics import get_metric, list_metrics
 
     if metric_ids is None:
-        return [m for m in list_metrics() if isinstance(m, SetMetric)]
-    return [m for m in (get_metric(i) for i in metric_ids) if isinstance(m, SetMetric)]
+        return [m for m in list_metrics() if isinstance(m, SetMetric) and m.kind == "set"]
+    return [m for m in (get_metric(i) for i in metric_ids) if isinstance(m, SetMetric) and m.kind == "set"]
 
 
 # ----------------------------------------------------------------------------------------- the entry point

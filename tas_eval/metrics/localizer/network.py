@@ -42,11 +42,16 @@ class LocalizerNet(nn.Module):
                                      nn.Conv1d(hidden, hidden, 3, padding=1), nn.ReLU())
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, n) for name, n in sizes.items()})
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 4, frames, N_MELS) features -> (B, frames // FRAMES_PER_LABEL, hidden): the embedding of each
+        0.1 s frame that the heads read (the encoder's output)."""
         b, _, t, _ = features.shape
         labels = t // FRAMES_PER_LABEL
         x = self.blocks(features[:, :, : labels * FRAMES_PER_LABEL])  # (B, C, frames, bands)
         x = self.frame(x.permute(0, 2, 1, 3).flatten(2))  # (B, frames, hidden)
         x = x.reshape(b, labels, FRAMES_PER_LABEL, -1).mean(dim=2)  # (B, labels, hidden)
-        x = x + self.context(x.transpose(1, 2)).transpose(1, 2)
+        return x + self.context(x.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.embed(features)
         return {name: head(x) for name, head in self.heads.items()}

@@ -110,20 +110,25 @@ def source_pool(benchmark, split: int, part: str) -> list[dict]:
     return pool
 
 
-def _crop(entry: dict, rng: np.random.Generator) -> np.ndarray:
-    """A WINDOW_S crop of a dry source, started where it sounds in at least half of the window's frames if it can."""
+def crop_sounding(entry: dict, rng: np.random.Generator, seconds: float = WINDOW_S) -> np.ndarray:
+    """A ``seconds`` crop of a dry source of ``source_pool``, started where it sounds in at least half of the
+    crop's 0.1 s frames if it can."""
     frames = len(entry["sounding"])
-    starts = [k for k in range(max(1, frames - LABELS_PER_WINDOW + 1))
-              if entry["sounding"][k : k + LABELS_PER_WINDOW].mean() >= 0.5] or [0]
+    span = int(round(seconds * FRAME_RATE))
+    starts = [k for k in range(max(1, frames - span + 1))
+              if entry["sounding"][k : k + span].mean() >= 0.5] or [0]
     start = int(starts[int(rng.integers(len(starts)))]) * RENDER_SR // FRAME_RATE
-    n = int(WINDOW_S * RENDER_SR)
+    n = int(seconds * RENDER_SR)
     out = np.zeros(n)
     piece = entry["dry"][start : start + n]
     out[: piece.shape[0]] = piece
     return out
 
 
-def _position(room: dict, rng: np.random.Generator) -> tuple[float, float, float]:
+def random_position(room: dict, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(azimuth, elevation, distance) of a training source: the azimuth drawn as the generator draws it for a
+    random label with probability P_GENERATOR_AZIMUTH, else uniform; elevation as the generator; distance
+    mostly 1 to 3.5 m, else log-uniform to 10 m, kept inside the room."""
     from tas_eval.data.builtin import build
 
     if rng.random() < P_GENERATOR_AZIMUTH:
@@ -143,14 +148,14 @@ def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head
     picks = rng.choice(len(pool), size=1 if rng.random() >= P_TWO_SOURCES else 2, replace=False)
     srcs, crops = [], []
     for k in picks:
-        az, el, dist = _position(room, rng)
+        az, el, dist = random_position(room, rng)
         trajectory = [{"t": 0.0, "azimuth": az, "elevation": el, "distance": dist}]
         if rng.random() < P_MOVING:
             end = wrap_azimuth(az + float(rng.choice([-1.0, 1.0]) * rng.uniform(*SWEEP_DEG)))
             trajectory.append({"t": WINDOW_S, "azimuth": end, "elevation": el, "distance": dist})
         srcs.append({"category": pool[int(k)]["category"], "gain_db": float(rng.uniform(-6.0, 0.0)),
                      "trajectory": trajectory, "active": [[0.0, WINDOW_S]]})
-        crops.append(_crop(pool[int(k)], rng))
+        crops.append(crop_sounding(pool[int(k)], rng))
     scene = {"duration_s": WINDOW_S, "seed": int(rng.integers(2**31 - 1)), "room": room, "sources": srcs}
     images = [render.render_source(scene, i, crops, heads[head], RENDER_SR) for i in range(len(srcs))]
     mix = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(WINDOW_S * SAMPLE_RATE)]

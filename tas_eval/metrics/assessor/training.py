@@ -1,0 +1,243 @@
+"""Training the assessor: LoRA adapters and the projector, on the build's questions about TRAIN clips.
+
+Data, from the TRAIN part of a split of the built benchmark only:
+- its clips' reference audio with the questions the manifest holds for them (tas_eval.data.qa),
+  asked in their training phrasings;
+- rendered scenes (``render_scene``): SCENE_S seconds with one to three static sources of distinct
+  categories, drawn from the TRAIN part's dry sources, at random positions in a room drawn as the
+  generator draws its rooms, through the KEMAR HRIRs or the spherical head (as the localizer learns),
+  with the generator's renderer; their questions are drawn by the same code from their geometry.
+  A share P_RENDERED of the batches is drawn from them, the others from the clips. They are needed: a few hundred clips whose
+  categories mostly differ let a question's words name its clip, and an LM fine-tuned on them alone
+  learns the answers of the train clips by their words and not from the audio (measured: on the VAL
+  part it then answered below chance on every type).
+The VAL part's clips, asked in the held-out phrasings, measure the result; the TEST part is never
+read. The localizer's encoder is frozen, so each clip's audio tokens are computed once.
+
+Recipe per profile (PROFILES): AdamW (weight decay 0) over the projector and the LoRA adapters, the
+learning rate rising linearly over ``warmup`` steps and then falling along a cosine to 0; batches of
+``batch`` questions drawn uniformly from the rendered scenes' or the clips' questions with numpy's
+generator seeded by ``seed``; no curriculum (BAT's moves from classification and direction to reasoning over a much
+longer run; here every type is mixed from the start). "small" trains on two CPU cores with one
+torch thread; "paper" is BAT's learning rate with a longer run and larger batches, for a GPU; "tiny"
+is for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tas_eval.errors import UserError
+from tas_eval.metrics.assessor import ASSESSOR_ID, Assessor, build_assessor_network
+from tas_eval.metrics.assessor.llm import DEFAULT_LLM
+from tas_eval.metrics.assessor.model import FRAMES_PER_TOKEN, LORA
+from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
+
+log = logging.getLogger(__name__)
+
+PROFILES = {
+    "tiny": {"steps": 6, "batch": 4, "lr": 3e-3, "warmup": 1, "scenes": 4},
+    "small": {"steps": 500, "batch": 8, "lr": 3e-3, "warmup": 20, "scenes": 4000},
+    "paper": {"steps": 3000, "batch": 32, "lr": 1e-4, "warmup": 150, "scenes": 20000},
+}
+SCENE_S = 3.0
+SOURCE_COUNTS, SOURCE_COUNT_P = (1, 2, 3), (0.3, 0.45, 0.25)
+SCENE_GAIN_DB = (-6.0, 0.0)  # each source's gain in a rendered scene
+P_RENDERED = 0.75
+SLOT_STEPS, SLOT_LR = 300, 1e-2  # full-batch Adam fitting the projector's word slots (fit_projector)
+
+
+def _lr_factor(step: int, steps: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _tokens(localizer, benchmark, ids: list[str], desc: str) -> dict:
+    from tas_eval.metrics.assessor.model import audio_embeddings
+
+    out = {}
+    for item_id in tqdm(ids, desc=desc, unit="clip", leave=False):
+        audio = torch.from_numpy(benchmark.binaural(item_id))[None]
+        out[item_id] = audio_embeddings(localizer, audio)[0]
+    return out
+
+
+def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: str, index: int) -> tuple[np.ndarray, dict]:
+    """One rendered training scene (see the module docstring): (2, SCENE_S * 16000) float32 audio at 16 kHz and
+    its scene dict (tas_eval.data.scene's layout, item id "rendered-<index>")."""
+    from tas_eval.audio import SAMPLE_RATE, resample
+    from tas_eval.data.builtin import build, render
+    from tas_eval.metrics.localizer.training import RENDER_SR, crop_sounding, random_position
+
+    room = build._room(rng)
+    categories = sorted({e["category"] for e in pool})
+    count = min(int(rng.choice(SOURCE_COUNTS, p=SOURCE_COUNT_P)), len(categories))
+    srcs, crops = [], []
+    for cat in rng.choice(categories, size=count, replace=False):
+        entries = [e for e in pool if e["category"] == cat]
+        az, el, dist = random_position(room, rng)
+        srcs.append({"category": str(cat), "gain_db": float(rng.uniform(*SCENE_GAIN_DB)), "seed": 0,
+                     "trajectory": [{"t": 0.0, "azimuth": az, "elevation": el, "distance": dist}],
+                     "active": [[0.0, SCENE_S]], "occluded": False})
+        crops.append(crop_sounding(entries[int(rng.integers(len(entries)))], rng, SCENE_S))
+    scene = {"item_id": f"rendered-{index}", "group_id": f"rendered-{index}", "duration_s": SCENE_S,
+             "seed": int(rng.integers(2**31 - 1)), "room": room, "sources": srcs, "visual": {"cases": [], "objects": []}}
+    images = [render.render_source(scene, i, crops, heads[head], RENDER_SR) for i in range(len(srcs))]
+    mix = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(SCENE_S * SAMPLE_RATE)]
+    return mix.astype(np.float32), scene
+
+
+def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -> tuple[dict, list, dict]:
+    """Audio tokens {scene id: tokens}, questions [(scene id, question)] and scenes {scene id: scene} of ``count``
+    rendered scenes."""
+    from tas_eval.data.qa import item_questions
+    from tas_eval.metrics.assessor.model import audio_embeddings
+    from tas_eval.metrics.localizer.training import HEADS, heads_by_name, source_pool
+
+    pool = source_pool(benchmark, split, "train")
+    heads = heads_by_name()
+    rng = np.random.default_rng([seed, 7])
+    tokens, examples, scenes = {}, [], {}
+    for k in tqdm(range(count), desc="assessor: rendered scenes", unit="scene", leave=False):
+        audio, scene = render_scene(pool, rng, heads, HEADS[k % len(HEADS)], k)
+        tokens[scene["item_id"]] = audio_embeddings(localizer, torch.from_numpy(audio)[None])[0]
+        examples += [(scene["item_id"], q) for q in item_questions(scene)]
+        scenes[scene["item_id"]] = scene
+    return tokens, examples, scenes
+
+
+def slot_labels(source: dict) -> dict[str, int]:
+    """The index of a static source's word in each slot of the projector (model.slot_words)."""
+    from tas_eval.data.builtin.sources import category_names
+    from tas_eval.data.qa import DISTANCE_STEP_M, front_label, vertical_label
+    from tas_eval.data.scene import side_label
+
+    p = source["trajectory"][0]
+    az, el, dist = float(p["azimuth"]), float(p["elevation"]), float(p["distance"])
+    return {"category": category_names().index(source["category"]),
+            "side": ["left", "center", "right"].index(side_label(az, el)),
+            "front": ["front", "behind"].index(front_label(az)),
+            "vertical": ["above", "level", "below"].index(vertical_label(el)),
+            "distance": int(min(max(round(dist / DISTANCE_STEP_M) - 1, 0), 19))}
+
+
+def fit_projector(projector, tokens: dict, scenes: dict, steps: int = SLOT_STEPS, lr: float = SLOT_LR) -> dict:
+    """Fit the projector's word slots as classifiers of the rendered single-source scenes' geometry and
+    category (every audio token of a scene labelled with its one source), before the LM is trained: the
+    LM then starts from audio tokens that already read as the right words. Returns the share of tokens
+    each slot gets right after fitting (on those scenes)."""
+    import torch.nn.functional as F
+
+    rows = [(sid, slot_labels(scene["sources"][0])) for sid, scene in scenes.items() if len(scene["sources"]) == 1]
+    if not rows:
+        return {}
+    x = torch.cat([tokens[sid] for sid, _ in rows])
+    labels = {slot: torch.cat([torch.full((len(tokens[sid]),), lab[slot]) for sid, lab in rows])
+              for slot in projector.slots}
+    params = list(projector.norm.parameters()) + list(projector.heads.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        h = projector.norm(x)
+        loss = sum(F.cross_entropy(projector.heads[slot](h), labels[slot]) for slot in projector.slots)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        h = projector.norm(x)
+        return {slot: float((projector.heads[slot](h).argmax(-1) == labels[slot]).float().mean())
+                for slot in projector.slots}
+
+
+def evaluate_answers(assessor: Assessor, tokens: dict, questions: dict, ids: list[str],
+                     field: str = "question_heldout") -> dict:
+    """{"accuracy": {type: {"accuracy" %, "n"}}, "chance": {type: %}} of the assessor on the questions of ``ids``
+    asked in ``field`` about the audio tokens of each clip."""
+    from tas_eval.data.builtin.sources import category_names
+
+    rows = [(i, q) for i in ids for q in questions.get(i, [])]
+    qs = [q for _, q in rows]
+    answers = assessor.answer([tokens[i] for i, _ in rows], qs, field)
+    right = [is_right(q, a, category_names()) for q, a in zip(qs, answers)]
+    return {"accuracy": accuracies(qs, right), "chance": chance_levels(qs)}
+
+
+def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = DEFAULT_LLM,
+          localizer: str | None = None, device: str = "cpu", seed: int = 0, split: int = 1) -> dict:
+    """Train the assessor at ``profile`` on the train part of ``split`` of a built benchmark, on the LM ``llm``
+    and the localizer ``localizer`` (default: the packaged one); write the checkpoint to ``out``; return the
+    training record (also stored in the checkpoint), with the accuracy per type on the val part."""
+    from tas_eval.metrics.backbones import write_checkpoint
+    from tas_eval.metrics.localizer import load_localizer
+
+    if profile not in PROFILES:
+        raise UserError(f"Unknown assessor profile '{profile}': use one of {', '.join(PROFILES)}.")
+    block = benchmark.questions()
+    if not block or not block.get("items"):
+        raise UserError(f"{benchmark.root}: the build has no spatial questions; run `tas-eval data build` to add them.")
+    p = PROFILES[profile]
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    located = load_localizer(localizer, device)
+    questions = block["items"]
+    train_ids, val_ids = benchmark.split_ids(split, "train"), benchmark.split_ids(split, "val")
+    examples = [(i, q) for i in train_ids for q in questions.get(i, [])]
+    if not examples:
+        raise UserError(f"{benchmark.root}: no spatial question is asked about the train part of split {split}.")
+    tokens = _tokens(located, benchmark, train_ids + val_ids, "assessor: audio tokens")
+    rendered_tokens, rendered, scenes = rendered_examples(benchmark, split, p["scenes"], seed, located)
+    tokens.update(rendered_tokens)
+    data_seconds = time.perf_counter() - start
+    encoder_dim = int(next(iter(tokens.values())).shape[-1])
+    network, llm_info = build_assessor_network(llm, encoder_dim)
+    slot_accuracy = fit_projector(network.projector, rendered_tokens, scenes)
+    network = network.to(device)
+    params = [q for q in network.parameters() if q.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=p["lr"], weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, p["steps"], p["warmup"]))
+    losses = []
+    network.train()
+    train_start = time.perf_counter()
+    for _ in tqdm(range(p["steps"]), desc="assessor: training", unit="step", leave=False):
+        pool = rendered if rng.random() < P_RENDERED else examples  # whole batches: a batch pads to its longest clip
+        batch = [pool[int(k)] for k in rng.integers(0, len(pool), p["batch"])]
+        loss = network.loss([tokens[i] for i, _ in batch], [q["question"] for _, q in batch],
+                            [q["answer"] for _, q in batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    train_seconds = time.perf_counter() - train_start
+    network.eval()
+    config = {"id": ASSESSOR_ID, "llm": llm, "llm_sha256": llm_info["sha256"], "llm_id": llm_info["id"],
+              "encoder_dim": encoder_dim, "frames_per_token": FRAMES_PER_TOKEN, "lora": dict(LORA),
+              "localizer_sha256": located.weights_sha256, "qa_version": block.get("version"),
+              "questions_sha256": block.get("sha256"), "split": split, "train_items": list(train_ids)}
+    assessor = Assessor(network, located, config, "", llm_info)
+    val = evaluate_answers(assessor, tokens, questions, val_ids)
+    window = max(1, min(25, p["steps"] // 5))
+    record = {
+        "profile": profile, "seed": seed, "split": split, "dataset_id": benchmark.id,
+        "manifest_sha256": benchmark.content_hash, "questions_sha256": block.get("sha256"),
+        "train_clips": len(train_ids), "train_questions": len(examples), "rendered_scenes": p["scenes"],
+        "rendered_questions": len(rendered), "rendered_share": P_RENDERED, "slot_fit_accuracy": slot_accuracy,
+        "val_clips": len(val_ids),
+        "steps": p["steps"], "batch": p["batch"], "lr": p["lr"], "warmup": p["warmup"],
+        "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
+        "loss_window_steps": window, "val": val, "llm": llm_info, "localizer_sha256": located.weights_sha256,
+        "device": device, "torch_threads": torch.get_num_threads(),
+        "seconds_data": round(data_seconds, 1), "seconds_training": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    ckpt = {**network.trainable_state(), "config": config, "training": record}
+    record.update(write_checkpoint(ckpt, out))
+    return record

@@ -1,0 +1,120 @@
+"""Spatial question answering: TASU's understanding metrics, read by the assessor (tas_eval.metrics.assessor).
+
+The assessor answers the build's questions about each test clip (tas_eval.data.qa, the held-out
+phrasings) twice: from the reference audio and from the prediction. Per question type t (doa, de,
+direction, distance):
+
+    qa_t = accuracy on the references - accuracy on the predictions     (percentage points, lower is better)
+
+as TASU defines it; 0 means the prediction lets the assessor answer as well as the truth does, and a
+negative value that it answered better (chance agreement with a wrong answer can do that on few
+questions). Each record's details hold both accuracies, the chance level of the type (the best
+constant answer, tas_eval.metrics.assessor.scorer.chance_levels), the number of questions, the
+answering mode of each kind, the sha256 of the questions and how many of the clips the assessor was
+trained on. The metrics are set-level: one value per prediction set, no per-item spread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tas_eval.data.qa import KIND_TYPE, TYPES
+from tas_eval.metrics.base import MetricRecord, SetMetric
+
+log = logging.getLogger(__name__)
+
+VERSION = "1"
+PROVENANCE = "docs/metrics.md#spatial-question-answering"
+_NAMES = {"doa": "the direction of a named source (side, front/behind, above/level/below; all three right)",
+          "de": "the distance of a named source (right within 0.5 m)",
+          "direction": "whether A is left or right of B, and which source is above/below B",
+          "distance": "whether A is farther than B, and how far apart A and B are (right within 0.5 m)"}
+
+
+def _gap(qa_type: str):
+    def compute(accuracy_ground_truth: dict, accuracy_prediction: dict) -> dict:
+        gt, pred = accuracy_ground_truth[qa_type], accuracy_prediction[qa_type]
+        return {"value": gt["accuracy"] - pred["accuracy"], "accuracy_ground_truth": gt["accuracy"],
+                "accuracy_prediction": pred["accuracy"], "questions": gt["n"]}
+    return compute
+
+
+def _metric(qa_type: str) -> SetMetric:
+    return SetMetric(
+        id=f"qa_{qa_type}", version=VERSION, direction="lower", unit="points",
+        provenance=f"{PROVENANCE} (qa_{qa_type}: TASU's understanding metric, seed 001 Appendix C; tas-eval's scorer)",
+        definition=(f"assessor's accuracy (%) on the references minus on the predictions, questions about {_NAMES[qa_type]}"),
+        compute=_gap(qa_type), needs=("questions", "assessor"), kind="qa")
+
+
+QA_DOA, QA_DE, QA_DIRECTION, QA_DISTANCE = (_metric(t) for t in TYPES)
+QA_METRICS = {m.id: m for m in (QA_DOA, QA_DE, QA_DIRECTION, QA_DISTANCE)}
+
+
+@dataclass(frozen=True)
+class AssessorOptions:
+    """Which assessor the question-answering metrics read: a checkpoint (default: the packaged tas_qa weights),
+    an LM folder replacing the one it names (the same weights, elsewhere), and the localizer it was trained on."""
+
+    checkpoint: str | None = None
+    llm: str | None = None
+    localizer: str | None = None
+
+
+def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, options: AssessorOptions | None = None,
+               metric_ids=None, device: str = "cpu") -> tuple[dict[str, MetricRecord], dict, str | None]:
+    """(records {metric id: record}, per-item answers {item id: [{"id", "answer_reference", "answer_prediction",
+    "right_reference", "right_prediction"}]}, a note saying why nothing was computed or None) of aligned (2, T)
+    predictions and references at 16 kHz, with the build's ``questions`` (tas_eval.data.qa.qa_block)."""
+    from tas_eval.metrics.assessor import WEIGHTS, LLMUnavailable, load_assessor
+    from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
+
+    chosen = [m for m in QA_METRICS.values() if metric_ids is None or m.id in metric_ids]
+    if not chosen:
+        return {}, {}, None
+    if not questions or not questions.get("items"):
+        return {}, {}, "the dataset has no spatial questions (the built-in benchmark's manifest holds them)"
+    rows = [(k, q) for k, i in enumerate(item_ids) for q in questions["items"].get(i, [])]
+    if not rows:
+        return {}, {}, "none of the test items has a spatial question"
+    options = options or AssessorOptions()
+    if options.checkpoint is None and not WEIGHTS.is_file():
+        return {}, {}, f"{WEIGHTS}: the packaged assessor weights are missing; train them with `tas-eval assessor train`"
+    try:
+        assessor = load_assessor(options.checkpoint, options.llm, options.localizer, device)
+    except LLMUnavailable as exc:
+        return {}, {}, str(exc)
+    from tas_eval.data.builtin.sources import category_names
+
+    categories = category_names()
+    qs = [q for _, q in rows]
+    ref_tokens, pred_tokens = assessor.encode(refs), assessor.encode(preds)
+    ans_ref = assessor.answer([ref_tokens[k] for k, _ in rows], qs)
+    ans_pred = assessor.answer([pred_tokens[k] for k, _ in rows], qs)
+    right_ref = [is_right(q, a, categories) for q, a in zip(qs, ans_ref)]
+    right_pred = [is_right(q, a, categories) for q, a in zip(qs, ans_pred)]
+    acc_ref, acc_pred, chance = accuracies(qs, right_ref), accuracies(qs, right_pred), chance_levels(qs)
+    trained_on = set(assessor.config.get("train_items") or [])
+    seen = sum(1 for i in item_ids if i in trained_on)
+    modes = {}
+    from tas_eval.metrics.assessor.scorer import MODES
+
+    for kind, t in KIND_TYPE.items():
+        modes.setdefault(t, {})[kind] = MODES[kind]
+    records = {}
+    for m in chosen:
+        t = m.id[len("qa_"):]
+        if t not in acc_ref:
+            continue
+        details = m.compute(acc_ref, acc_pred)
+        value = details.pop("value")
+        details.update({"chance": chance[t], "modes": modes[t], "questions_sha256": questions.get("sha256"),
+                        "items_seen_in_training": seen})
+        records[m.id] = MetricRecord(float(value), None, None, int(details["questions"]), m.direction, m.version,
+                                     m.unit, backbone=assessor.describe(), details=details)
+    answers: dict[str, list] = {}
+    for (k, q), a_r, a_p, r_r, r_p in zip(rows, ans_ref, ans_pred, right_ref, right_pred):
+        answers.setdefault(item_ids[k], []).append({"id": q["id"], "answer_reference": a_r, "answer_prediction": a_p,
+                                                    "right_reference": r_r, "right_prediction": r_p})
+    return records, answers, None

@@ -1,0 +1,129 @@
+"""The question-answering metrics through the one evaluation path, with an assessor trained here on the tiny
+build on a tiny randomly initialised Llama (the real LM is too slow for CI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tas_eval.cli import main
+from tas_eval.metrics.assessor import load_assessor
+from tas_eval.metrics.assessor.llm import save_tiny_llama
+from tas_eval.metrics.assessor.training import train
+from tas_eval.results import load_items, load_results
+from tests.unit.test_assessor import tiny_words
+
+QA_METRICS = {"qa_doa", "qa_de", "qa_direction", "qa_distance"}
+
+
+@pytest.fixture(scope="module")
+def tiny_assessor(tiny_benchmark, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("assessor")
+    llm = str(save_tiny_llama(folder / "llm", tiny_words()))
+    torch.set_num_threads(1)
+    record = train(tiny_benchmark, folder / "qa.pt", profile="tiny", llm=llm, device="cpu", seed=0)
+    return folder / "qa.pt", llm, record
+
+
+def test_training_records_what_it_learned_from(tiny_benchmark, tiny_assessor):
+    path, llm, record = tiny_assessor
+    assert record["train_clips"] == len(tiny_benchmark.split_ids(1, "train")) and record["train_questions"] > 0
+    assert record["steps"] == 6 and np.isfinite(record["loss_first"]) and np.isfinite(record["loss_last"])
+    assert record["rendered_scenes"] == 4 and record["rendered_questions"] > 0
+    assert record["questions_sha256"] == tiny_benchmark.questions()["sha256"]
+    assert set(record["val"]) == {"accuracy", "chance"}
+    assert path.stat().st_size < 20e6
+    ckpt = torch.load(path, weights_only=True)
+    assert set(ckpt) == {"projector", "lora", "config", "training"}
+    assert ckpt["config"]["train_items"] == tiny_benchmark.split_ids(1, "train")
+    assessor = load_assessor(path)
+    assert assessor.describe()["llm"]["sha256"] == record["llm"]["sha256"]
+
+
+def test_the_gaps_through_evaluate(tiny_benchmark, tiny_assessor, tmp_path):
+    path, llm, _ = tiny_assessor
+    ids = tiny_benchmark.split_ids(1, "test")
+    questions = [q for i in ids for q in tiny_benchmark.questions()["items"][i]]
+    assert questions, "the tiny build's test part must ask questions"
+    common = ["--split", "1", "--data-root", str(tiny_benchmark.root), "--results", str(tmp_path / "r"),
+              "--device", "cpu", "--assessor-checkpoint", str(path)]
+    assert main(["evaluate", "--ground-truth", *common]) == 0
+    gt = load_results(tmp_path / "r" / tiny_benchmark.id / "split1" / "ground_truth")
+    present = {f"qa_{t}" for t in {q["type"] for q in questions}}
+    assert present <= set(gt["metrics"]) <= present | (set(gt["metrics"]) - QA_METRICS)
+    for mid in present:  # the same audio gets the same answers: every gap is 0
+        rec = gt["metrics"][mid]
+        assert rec["value"] == 0.0 and rec["unit"] == "points" and rec["direction"] == "lower"
+        assert rec["details"]["accuracy_ground_truth"] == rec["details"]["accuracy_prediction"]
+        assert 0.0 <= rec["details"]["chance"] <= 100.0
+        assert rec["details"]["questions_sha256"] == tiny_benchmark.questions()["sha256"]
+        assert rec["backbone"]["id"] == "tas_qa" and rec["backbone"]["localizer"]["id"] == "tas_loc"
+        assert rec["n"] == sum(1 for q in questions if f"qa_{q['type']}" == mid)
+
+    # an ear-swapped copy of the references, as a submission
+    sub = tmp_path / "swapped"
+    sub.mkdir()
+    from tas_eval.audio import write_wav
+
+    for i in ids:
+        write_wav(sub / f"{i}.wav", tiny_benchmark.binaural(i)[::-1].copy(), tiny_benchmark.sample_rate)
+    assert main(["evaluate", "--predictions", str(sub), "--name", "swapped", *common]) == 0
+    folder = tmp_path / "r" / tiny_benchmark.id / "split1" / "swapped"
+    r = load_results(folder)
+    items = load_items(folder)
+    answered = [a for item in items for a in item.get("qa", [])]
+    assert len(answered) == len(questions)
+    for mid in present:
+        d = r["metrics"][mid]["details"]
+        assert r["metrics"][mid]["value"] == pytest.approx(d["accuracy_ground_truth"] - d["accuracy_prediction"])
+        rows = [a for a, q in zip(answered, questions) if f"qa_{q['type']}" == mid]
+        assert d["accuracy_prediction"] == pytest.approx(100 * np.mean([a["right_prediction"] for a in rows]))
+
+
+def test_without_the_lm_the_metrics_are_absent_not_zero(tiny_benchmark, tiny_assessor, tmp_path):
+    path, llm, _ = tiny_assessor
+    common = ["--split", "1", "--data-root", str(tiny_benchmark.root), "--results", str(tmp_path / "r"),
+              "--device", "cpu", "--assessor-checkpoint", str(path), "--assessor-llm", str(tmp_path / "no-llm")]
+    assert main(["evaluate", "--ground-truth", *common]) == 0
+    r = load_results(tmp_path / "r" / tiny_benchmark.id / "split1" / "ground_truth")
+    assert not QA_METRICS & set(r["metrics"])
+    assert "no-llm" in r["extra"]["question_answering_not_computed"]
+
+
+def test_questions_are_stored_once_in_the_manifest(tiny_benchmark):
+    manifest = json.loads((tiny_benchmark.root / "manifest.json").read_text())
+    block = manifest["qa"]
+    assert set(block["items"]) == set(tiny_benchmark.all_ids())
+    from tas_eval.data.qa import qa_block
+
+    scenes = [tiny_benchmark.scene(i) for i in tiny_benchmark.all_ids()]
+    assert qa_block(scenes) == block  # drawn from the scenes with the fixed seed: the same on every machine
+
+
+def test_rendered_scenes_come_from_the_train_part_and_answer_their_geometry(tiny_benchmark, monkeypatch):
+    from tas_eval.data.qa import item_questions
+    from tas_eval.metrics.assessor import training
+    from tas_eval.metrics.localizer import load_localizer
+    from tas_eval.metrics.localizer import training as loc_training
+
+    parts = []
+    real = loc_training.source_pool
+
+    def spy(benchmark, split, part):
+        parts.append(part)
+        return real(benchmark, split, part)
+
+    monkeypatch.setattr(loc_training, "source_pool", spy)
+    tokens, examples, scenes = training.rendered_examples(tiny_benchmark, 1, 3, 0, load_localizer())
+    assert parts == ["train"]
+    assert len(tokens) == 3 and all(t.shape[0] == int(training.SCENE_S * 2) for t in tokens.values())  # 0.5 s tokens
+    pool = real(tiny_benchmark, 1, "train")
+    heads = loc_training.heads_by_name()
+    audio, scene = training.render_scene(pool, np.random.default_rng(1), heads, "kemar", 0)
+    assert audio.shape == (2, int(training.SCENE_S * 16000)) and np.abs(audio).max() > 0
+    cats = [s["category"] for s in scene["sources"]]
+    assert len(set(cats)) == len(cats) and set(cats) <= {e["category"] for e in pool}
+    assert item_questions(scene) == item_questions(scene)

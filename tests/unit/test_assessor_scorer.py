@@ -1,0 +1,80 @@
+"""The assessor's scorer on hand-written answers, and its chance levels on hand-counted question sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from tas_eval.metrics.assessor.scorer import (
+    MODES,
+    accuracies,
+    chance_levels,
+    is_right,
+    parse_category,
+    parse_direction,
+    parse_distance,
+)
+
+CATS = ["cello", "upright_bass", "singing_voice", "speech", "piano"]
+
+
+def q(kind, truth, qtype):
+    return {"kind": kind, "truth": truth, "type": qtype}
+
+
+@pytest.mark.parametrize("answer, right", [
+    ("left, front, level", True),
+    ("Left, in front, level.", True),
+    ("left, front, above", False),
+    ("front, left, level", True),  # the order of the words does not matter, each group is read once
+    ("left, back, level", False),
+    ("on the left", False),  # missing parts are wrong
+    ("", False),
+])
+def test_direction_answers(answer, right):
+    assert is_right(q("doa", ["left", "front", "level"], "doa"), answer, CATS) is right
+
+
+def test_direction_synonyms():
+    assert parse_direction("centre, back, down") == ["center", "behind", "below"]
+    assert parse_direction("middle") == ["center", None, None]
+
+
+@pytest.mark.parametrize("answer, right", [("2.5m", True), ("3.0m", True), ("3.1 m", False), ("2 meters", True),
+                                           ("about 1.99m", False), ("far", False)])
+def test_distance_answers_count_within_half_a_metre(answer, right):
+    assert is_right(q("de", 2.5, "de"), answer, CATS) is right
+
+
+def test_parsers():
+    assert parse_distance("It is 4.5m away") == 4.5
+    assert parse_distance("none") is None
+    assert parse_category("the upright bass", CATS) == "upright_bass"
+    assert parse_category("Singing voice.", CATS) == "singing_voice"
+    assert parse_category("a trumpet", CATS) is None
+
+
+def test_choice_and_category_answers():
+    assert MODES["left_right"] == "choice" and MODES["farther"] == "choice"
+    assert is_right(q("left_right", "left", "direction"), "left", CATS)
+    assert not is_right(q("left_right", "left", "direction"), "right", CATS)
+    assert is_right(q("farther", "no", "distance"), "no", CATS)
+    assert is_right(q("above", "upright_bass", "direction"), "upright bass", CATS)
+    assert not is_right(q("below", "cello", "direction"), "piano", CATS)
+
+
+def test_chance_is_the_best_constant_answer():
+    questions = [q("left_right", "left", "direction")] * 3 + [q("left_right", "right", "direction")] \
+        + [q("above", "piano", "direction")] * 2 \
+        + [q("de", d, "de") for d in (1.0, 1.2, 1.4, 3.0)] \
+        + [q("farther", "yes", "distance"), q("farther", "no", "distance")]
+    chance = chance_levels(questions)
+    # direction: 3 of 4 left/right by "left", 2 of 2 "above" by "piano": 5 of 6
+    assert chance["direction"] == pytest.approx(100 * 5 / 6)
+    # de: a constant 1.0 m or 1.5 m is within 0.5 m of 3 of the 4 distances
+    assert chance["de"] == pytest.approx(75.0)
+    assert chance["distance"] == pytest.approx(50.0)
+    assert chance["doa"] is None
+    acc = accuracies(questions, [True, False, True, True, False, True, True, True, True, True, False, False])
+    assert acc["direction"] == {"accuracy": pytest.approx(100 * 4 / 6), "n": 6}
+    assert acc["distance"] == {"accuracy": 0.0, "n": 2}
+    assert "doa" not in acc
