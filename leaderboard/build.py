@@ -946,6 +946,7 @@ def _jinja_env():
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
+    env.filters["pct"] = lambda v: "" if v is None else f"{v:.1f}"  # accuracies in percent
     return env
 
 

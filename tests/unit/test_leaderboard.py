@@ -730,3 +730,27 @@ def test_counterfactual_samples_are_not_items(tmp_path):
     (group,) = json.loads((tmp_path / "site" / "leaderboard.json").read_text())["samples"]
     (item,) = group["items"]
     assert item["item_id"] == "c001" and [t["kind"] for t in item["tracks"]] == ["model", "counterfactual"]
+
+
+def test_question_answering_gaps_show_their_accuracies_and_chance(tmp_path):
+    root = tmp_path / "results"
+    qa_backbone = {"id": "tas_qa", "sha256": "b" * 64, "llm": {"id": "lm", "sha256": "c" * 64},
+                   "localizer": {"id": "tas_loc", "sha256": "d" * 64}}
+
+    def qa(gap, pred):
+        return {"value": gap, "std": None, "stderr": None, "n": 22, "direction": "lower", "version": "1",
+                "unit": "points", "backbone": qa_backbone,
+                "details": {"accuracy_ground_truth": pred + gap, "accuracy_prediction": pred, "chance": 31.25,
+                            "questions": 22}}
+
+    add(root, "a", "a", 1, 0.9, 5.0, extra_metrics={"qa_direction": qa(18.5, 45.0)})
+    add(root, "b", "b", 1, 0.8, 6.0, extra_metrics={"qa_direction": qa(-4.5, 68.0)})
+    out = tmp_path / "site"
+    B.build_site(root, out)
+    data = json.loads((out / "leaderboard.json").read_text())
+    (t1,) = [t for t in data["tables"] if t["split"] == 1]
+    key = next(c["key"] for c in t1["columns"] if c["metric"] == "qa_direction")
+    cell = next(r for r in t1["rows"] if r["folder"] == "a")["cells"][key]
+    assert cell["qa"] == {"accuracy_ground_truth": 63.5, "accuracy_prediction": 45.0, "chance": 31.25, "questions": 22}
+    page = (out / "index.html").read_text()
+    assert "45.0 of 63.5% (chance 31.2" in page and "68.0 of 63.5% (chance 31.2" in page

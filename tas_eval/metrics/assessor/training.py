@@ -17,10 +17,11 @@ read. The localizer's encoder is frozen, so each clip's audio tokens are compute
 Recipe per profile (PROFILES): AdamW (weight decay 0) over the projector and the LoRA adapters, the
 learning rate rising linearly over ``warmup`` steps and then falling along a cosine to 0; batches of
 ``batch`` questions drawn uniformly from the rendered scenes' or the clips' questions with numpy's
-generator seeded by ``seed``; no curriculum (BAT's moves from classification and direction to reasoning over a much
-longer run; here every type is mixed from the start). "small" trains on two CPU cores with one
-torch thread; "paper" is BAT's learning rate with a longer run and larger batches, for a GPU; "tiny"
-is for tests.
+generator seeded by ``seed``. Before that, the projector's word slots are fitted as classifiers of
+the rendered single-source scenes (``fit_projector``): a short first stage in the spirit of BAT's
+curriculum, which starts from classification and direction before reasoning; after it every question
+type is mixed. "small" trains on two CPU cores with one torch thread; "paper" is BAT's learning rate
+with a longer run and larger batches, for a GPU; "tiny" is for tests.
 """
 
 from __future__ import annotations
