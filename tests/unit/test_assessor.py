@@ -135,3 +135,23 @@ def test_one_forward_of_the_real_smollm2():
     assert "SmolLM2" in info["id"]
     loss = net.loss([torch.randn(20, 128)], ["Where is the cello?"], ["left, front, level"])
     assert torch.isfinite(loss) and float(loss) > 0
+
+
+def test_the_projector_slots_are_fitted_to_a_scene_s_geometry(tiny_llm):
+    from tas_eval.data.builtin.sources import category_names
+    from tas_eval.metrics.assessor.model import slot_words
+    from tas_eval.metrics.assessor.training import fit_projector, slot_labels
+
+    cello = {"category": "cello", "trajectory": [{"t": 0.0, "azimuth": 60.0, "elevation": 0.0, "distance": 2.5}]}
+    labels = slot_labels(cello)
+    words = slot_words()
+    assert {slot: words[slot][k] for slot, k in labels.items()} == {
+        "category": "cello", "side": "left", "front": "front", "vertical": "level", "distance": "2.5m"}
+    # two single-source scenes: the slots learn to label every token of each with its source
+    net, _ = _net(tiny_llm)
+    harp = {"category": "harp", "trajectory": [{"t": 0.0, "azimuth": -120.0, "elevation": 30.0, "distance": 6.0}]}
+    torch.manual_seed(0)
+    tokens = {"a": torch.randn(6, 16) + 3.0, "b": torch.randn(6, 16) - 3.0}
+    accuracy = fit_projector(net.projector, tokens, {"a": {"sources": [cello]}, "b": {"sources": [harp]}}, steps=100)
+    assert all(v == 1.0 for v in accuracy.values())
+    assert category_names().index("harp") == slot_labels(harp)["category"]
