@@ -278,7 +278,8 @@ def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequenc
     qa_ids = None if metric_ids is None else [i for i in set_metric_ids if getattr(get_metric(i), "kind", "") == "qa"]
     if qa_ids is None or qa_ids:
         records, out.answers, out.qa_note = compute_qa(preds, refs, item_ids=list(item_ids), questions=questions,
-                                                       options=assessor, metric_ids=qa_ids, device=device)
+                                                       options=assessor, metric_ids=qa_ids, device=device,
+                                                       dataset_hash=dataset_hash, split=split)
         if out.qa_note and qa_ids:
             raise UserError(f"The question-answering metrics cannot be computed: {out.qa_note}.")
         if out.qa_note:

@@ -62,11 +62,46 @@ class AssessorOptions:
     localizer: str | None = None
 
 
+def _reference_answers(assessor, refs, rows, qs, dataset_hash: str | None, split: int | None) -> list[str]:
+    """The assessor's answers about the references, read from (or written to) the cache when the dataset's
+    content hash and the split identify the references; keyed by everything that decides the answers."""
+    import hashlib
+    import json
+
+    from tas_eval.io import write_json_atomic
+    from tas_eval.paths import cache_root
+
+    def ask() -> list[str]:
+        tokens = assessor.encode(refs)
+        return assessor.answer([tokens[k] for k, _ in rows], qs)
+
+    if dataset_hash is None or split is None:
+        return ask()
+    key = {"assessor": assessor.describe(), "dataset": dataset_hash, "split": split,
+           "questions": [q["id"] for q in qs], "questions_sha256": hashlib.sha256(
+               json.dumps(qs, sort_keys=True).encode()).hexdigest()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    path = cache_root() / "qa_answers" / f"{digest}.json"
+    try:
+        entry = json.loads(path.read_text())
+        if entry.get("key") == key and len(entry.get("answers", [])) == len(qs):
+            return list(entry["answers"])
+    except (OSError, ValueError):
+        pass
+    answers = ask()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"key": key, "answers": answers})
+    return answers
+
+
 def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, options: AssessorOptions | None = None,
-               metric_ids=None, device: str = "cpu") -> tuple[dict[str, MetricRecord], dict, str | None]:
+               metric_ids=None, device: str = "cpu", dataset_hash: str | None = None,
+               split: int | None = None) -> tuple[dict[str, MetricRecord], dict, str | None]:
     """(records {metric id: record}, per-item answers {item id: [{"id", "answer_reference", "answer_prediction",
     "right_reference", "right_prediction"}]}, a note saying why nothing was computed or None) of aligned (2, T)
-    predictions and references at 16 kHz, with the build's ``questions`` (tas_eval.data.qa.qa_block)."""
+    predictions and references at 16 kHz, with the build's ``questions`` (tas_eval.data.qa.qa_block). With the
+    dataset's content hash and the split, the answers about the references are cached (as the generative
+    metrics' reference statistics are)."""
     from tas_eval.metrics.assessor import WEIGHTS, LLMUnavailable, load_assessor
     from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
 
@@ -89,8 +124,8 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
 
     categories = category_names()
     qs = [q for _, q in rows]
-    ref_tokens, pred_tokens = assessor.encode(refs), assessor.encode(preds)
-    ans_ref = assessor.answer([ref_tokens[k] for k, _ in rows], qs)
+    ans_ref = _reference_answers(assessor, refs, rows, qs, dataset_hash, split)
+    pred_tokens = assessor.encode(preds)
     ans_pred = assessor.answer([pred_tokens[k] for k, _ in rows], qs)
     right_ref = [is_right(q, a, categories) for q, a in zip(qs, ans_ref)]
     right_pred = [is_right(q, a, categories) for q, a in zip(qs, ans_pred)]

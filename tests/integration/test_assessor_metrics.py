@@ -63,6 +63,11 @@ def test_the_gaps_through_evaluate(tiny_benchmark, tiny_assessor, tmp_path):
         assert rec["backbone"]["id"] == "tas_qa" and rec["backbone"]["localizer"]["id"] == "tas_loc"
         assert rec["n"] == sum(1 for q in questions if f"qa_{q['type']}" == mid)
 
+    from tas_eval.paths import cache_root
+
+    cached = list((cache_root() / "qa_answers").glob("*.json"))
+    assert cached, "the answers about the references are cached"
+
     # an ear-swapped copy of the references, as a submission
     sub = tmp_path / "swapped"
     sub.mkdir()
