@@ -115,8 +115,8 @@ def test_text_pan_on_fairplay_scores_each_clip_as_the_builtin_path_does(tiny_ben
 
     for item_id, item in items_a.items():
         for mid, value in item.items():
-            if mid in ("item_id", "tags"):
-                continue  # FAIR-Play has no scenes, hence no subsets
+            if mid in ("item_id", "tags", "qa"):
+                continue  # FAIR-Play has no scenes, hence no subsets and no spatial questions
             if mid == "direction_acc" and _mixed_label_frames(tiny_benchmark.annotation(item_id)):
                 continue  # label-only frames of sources on different sides name no side and are skipped
             if mid != "direction_acc" and "annotations" in get_metric(mid).needs:
@@ -147,7 +147,8 @@ def test_evaluate_a_submission_against_fairplay(tiny_benchmark, fairplay, tmp_pa
     from tas_eval.metrics import get_metric
 
     def signal(item):  # what does not depend on the annotations' detail (TASBench: names and sides only)
-        return {k: v for k, v in item.items() if k not in ("item_id", "tags") and "annotations" not in get_metric(k).needs}
+        return {k: v for k, v in item.items() if k not in ("item_id", "tags", "qa")
+                and "annotations" not in get_metric(k).needs}
 
     for item_id in a:
         assert signal(a[item_id]) == signal(b[item_id])
@@ -238,3 +239,6 @@ def test_spatialtas_layout_runs_end_to_end(tiny_benchmark, tmp_path):
     unscored = r["extra"]["metrics_without_values"]
     assert "direction_acc" in unscored and "side_acc" in unscored
     assert not [m for m in r["metrics"] if "annotations" in get_metric(m).needs]
+    # no scene geometry, no spatial questions: the question-answering metrics are absent, and the results say why
+    assert not [m for m in r["metrics"] if m.startswith("qa_")]
+    assert "no spatial questions" in r["extra"]["question_answering_not_computed"]
