@@ -81,3 +81,21 @@ def counting_gain(monkeypatch):
     MODELS.add("counting_gain", CountingGain)
     CountingGain.fits = 0
     return CountingGain
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> str:
+    """A randomly initialised two-layer Llama with a word-level tokenizer over every word of the spatial
+    questions and answers, saved in the Hugging Face layout: the assessor's LM in tests."""
+    import re
+
+    from tas_eval.data.builtin.sources import category_names
+    from tas_eval.data.qa import TEMPLATES, category_words
+    from tas_eval.metrics.assessor.llm import save_tiny_llama
+
+    text = " ".join(t for train, heldout in TEMPLATES.values() for t in (*train, heldout))
+    text += " Audio Question Answer left center right front behind above below level yes no m "
+    text += " ".join(category_words(c) for c in category_names())
+    text += " " + " ".join(f"{k / 2:.1f}" for k in range(41))
+    words = sorted(set(re.findall(r"\d+\.\d+|[A-Za-z]+|[^\sA-Za-z\d]", text)))
+    return str(save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), words))

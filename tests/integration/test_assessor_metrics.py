@@ -11,18 +11,16 @@ import torch
 
 from tas_eval.cli import main
 from tas_eval.metrics.assessor import load_assessor
-from tas_eval.metrics.assessor.llm import save_tiny_llama
 from tas_eval.metrics.assessor.training import train
 from tas_eval.results import load_items, load_results
-from tests.unit.test_assessor import tiny_words
 
 QA_METRICS = {"qa_doa", "qa_de", "qa_direction", "qa_distance"}
 
 
 @pytest.fixture(scope="module")
-def tiny_assessor(tiny_benchmark, tmp_path_factory):
+def tiny_assessor(tiny_benchmark, tiny_llm, tmp_path_factory):
     folder = tmp_path_factory.mktemp("assessor")
-    llm = str(save_tiny_llama(folder / "llm", tiny_words()))
+    llm = tiny_llm
     record = train(tiny_benchmark, folder / "qa.pt", profile="tiny", llm=llm, device="cpu", seed=0)
     return folder / "qa.pt", llm, record
 

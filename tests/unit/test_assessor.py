@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tas_eval.data.qa import TEMPLATES, category_words
 from tas_eval.metrics.assessor import build_assessor_network
-from tas_eval.metrics.assessor.llm import llm_available, save_tiny_llama
-
-
-def tiny_words() -> list[str]:
-    """Every word and punctuation mark of the questions and answers, for a word-level tokenizer."""
-    from tas_eval.data.builtin.sources import category_names
-
-    text = " ".join(t for train, heldout in TEMPLATES.values() for t in (*train, heldout))
-    text += " Audio Question Answer left center right front behind above below level yes no m "
-    text += " ".join(category_words(c) for c in category_names())
-    text += " " + " ".join(f"{k / 2:.1f}" for k in range(41))
-    return sorted(set(re.findall(r"\d+\.\d+|[A-Za-z]+|[^\sA-Za-z\d]", text)))
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory):
-    return str(save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tiny_words()))
+from tas_eval.metrics.assessor.llm import llm_available
 
 
 def _net(tiny_llm, seed=0):
