@@ -16,13 +16,10 @@ trained on. The metrics are set-level: one value per prediction set, no per-item
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from tas_eval.data.qa import KIND_TYPE, TYPES
 from tas_eval.metrics.base import MetricRecord, SetMetric
-
-log = logging.getLogger(__name__)
 
 VERSION = "1"
 PROVENANCE = "docs/metrics.md#spatial-question-answering"
@@ -102,8 +99,9 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     predictions and references at 16 kHz, with the build's ``questions`` (tas_eval.data.qa.qa_block). With the
     dataset's content hash and the split, the answers about the references are cached (as the generative
     metrics' reference statistics are)."""
+    from tas_eval.data.builtin.sources import category_names
     from tas_eval.metrics.assessor import WEIGHTS, LLMUnavailable, load_assessor
-    from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
+    from tas_eval.metrics.assessor.scorer import MODES, accuracies, chance_levels, is_right
 
     chosen = [m for m in QA_METRICS.values() if metric_ids is None or m.id in metric_ids]
     if not chosen:
@@ -120,8 +118,6 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
         assessor = load_assessor(options.checkpoint, options.llm, options.localizer, device)
     except LLMUnavailable as exc:
         return {}, {}, str(exc)
-    from tas_eval.data.builtin.sources import category_names
-
     categories = category_names()
     qs = [q for _, q in rows]
     ans_ref = _reference_answers(assessor, refs, rows, qs, dataset_hash, split)
@@ -133,8 +129,6 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     trained_on = set(assessor.config.get("train_items") or [])
     seen = sum(1 for i in item_ids if i in trained_on)
     modes = {}
-    from tas_eval.metrics.assessor.scorer import MODES
-
     for kind, t in KIND_TYPE.items():
         modes.setdefault(t, {})[kind] = MODES[kind]
     records = {}
