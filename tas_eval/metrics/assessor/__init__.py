@@ -6,7 +6,7 @@ accuracy from one to the other, per question type, is the metric. BAT (Spatial-A
 assessor's encoder and data but published no scorer, and TASU published neither; this is tas-eval's:
 
     binaural clip -> the localizer's encoder (frozen, tas_eval.metrics.localizer)
-                  -> audio tokens, a linear projector (model.py)
+                  -> audio tokens, a soft-word projector (model.py)
                   -> a frozen Llama-architecture LM with LoRA adapters (llm.py; default SmolLM2-135M-Instruct)
                   -> an answer, scored against the scene's geometry (scorer.py)
 
@@ -23,12 +23,11 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tas_eval.errors import UserError
 from tas_eval.metrics.assessor.llm import DEFAULT_LLM, LLMUnavailable, llm_available, load_llm
-from tas_eval.metrics.assessor.model import AssessorNet, audio_embeddings
+from tas_eval.metrics.assessor.model import AssessorNet, clip_tokens
 from tas_eval.metrics.assessor.scorer import CHOICES, MAX_NEW_TOKENS, MODES
 from tas_eval.paths import file_sha256
 
@@ -59,11 +58,7 @@ class Assessor:
 
     def encode(self, items) -> list[torch.Tensor]:
         """Audio tokens (n, encoder width) of each (2, T) clip at 16 kHz (numpy or torch)."""
-        out = []
-        for x in items:
-            audio = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)[None]
-            out.append(audio_embeddings(self.localizer, audio)[0])
-        return out
+        return clip_tokens(self.localizer, items)
 
     def answer(self, tokens: list[torch.Tensor], questions: list[dict], field: str = "question_heldout") -> list[str]:
         """The assessor's answer to each question (its ``field`` text), asked about the audio tokens of the

@@ -66,6 +66,12 @@ def slot_words() -> dict[str, list[str]]:
             "distance": [distance_text(k * DISTANCE_STEP_M) for k in range(1, 21)]}
 
 
+def clip_tokens(localizer, items) -> list[torch.Tensor]:
+    """Audio tokens (n, encoder width) of each (2, T) clip at 16 kHz (numpy or torch), one clip at a time
+    (clips may differ in length)."""
+    return [audio_embeddings(localizer, torch.as_tensor(x)[None])[0] for x in items]
+
+
 class SoftWordProjector(nn.Module):
     """Encoder embeddings (n, width) -> (n * slots, LM width): per audio token and slot, a softmax over the
     slot's words (a linear map of the layer-normed embedding) weighting those words' LM input embeddings

@@ -62,13 +62,10 @@ def _lr_factor(step: int, steps: int, warmup: int) -> float:
 
 
 def _tokens(localizer, benchmark, ids: list[str], desc: str) -> dict:
-    from tas_eval.metrics.assessor.model import audio_embeddings
+    from tas_eval.metrics.assessor.model import clip_tokens
 
-    out = {}
-    for item_id in tqdm(ids, desc=desc, unit="clip", leave=False):
-        audio = torch.from_numpy(benchmark.binaural(item_id))[None]
-        out[item_id] = audio_embeddings(localizer, audio)[0]
-    return out
+    clips = tqdm(ids, desc=desc, unit="clip", leave=False)
+    return dict(zip(ids, clip_tokens(localizer, (benchmark.binaural(i) for i in clips))))
 
 
 def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: str, index: int) -> tuple[np.ndarray, dict]:
