@@ -77,6 +77,12 @@ _BUILTINS = {
     # published models, one line each: "name": "baselines.<module>:<Class>"
     "mono2binaural_visual": "baselines.mono2binaural:Mono2BinauralVisual",
     "mono2binaural_text": "baselines.mono2binaural:Mono2BinauralText",
+    "apnet_visual": "baselines.apnet:APNetVisual",
+    "apnet_text": "baselines.apnet:APNetText",
+    "sepstereo_visual": "baselines.apnet:SepStereoVisual",
+    "sepstereo_text": "baselines.apnet:SepStereoText",
+    "pseudobinaural_visual": "baselines.pseudobinaural:PseudoBinauralVisual",
+    "pseudobinaural_text": "baselines.pseudobinaural:PseudoBinauralText",
     "ours": "baselines.tas:Ours",
     "ours_saf": "baselines.tas:OursSAF",
     "audio_only": "baselines.tas:AudioOnly",

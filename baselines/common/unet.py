@@ -43,41 +43,48 @@ def apply_complex_mask(mix: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.stack([mr * kr - mi * ki, mr * ki + mi * kr], dim=1)
 
 
-def _down(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1), nn.BatchNorm2d(out_ch), nn.LeakyReLU(0.2, inplace=True))
+NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
 
 
-def _up(in_ch: int, out_ch: int, last: bool = False) -> nn.Sequential:
+def _down(in_ch: int, out_ch: int, norm: str = "batch") -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1), NORMS[norm](out_ch), nn.LeakyReLU(0.2, inplace=True))
+
+
+def up_block(in_ch: int, out_ch: int, last: bool = False, norm: str = "batch") -> nn.Sequential:
+    """Transposed convolution (kernel 4, stride 2: twice the size) + norm + ReLU, or + sigmoid when ``last``."""
     if last:
         return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.Sigmoid())
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), NORMS[norm](out_ch), nn.ReLU(inplace=True))
 
 
 class MaskUNet(nn.Module):
     """5-level UNet: mixture STFT (B, 2, 257, T) and guidance (B, cond_dim) -> complex mask (B, 2, 256, T).
 
-    ``T`` must be a multiple of 32 (64 frames for the paper's 0.63 s window).
+    ``T`` must be a multiple of 32 (64 frames for the paper's 0.63 s window). ``norm``: "batch" as
+    Mono2Binaural and APNet, or "instance" as PseudoBinaural's training scripts.
     """
 
-    def __init__(self, cond_dim: int, ngf: int = 64):
+    def __init__(self, cond_dim: int, ngf: int = 64, norm: str = "batch"):
         super().__init__()
         widths = [ngf, ngf * 2, ngf * 4, ngf * 8, ngf * 8]
         self.downs = nn.ModuleList()
         in_ch = 2
         for w in widths:
-            self.downs.append(_down(in_ch, w))
+            self.downs.append(_down(in_ch, w, norm))
             in_ch = w
         # Up path: the first takes bottleneck + tiled guidance, the others their input + the skip.
         self.ups = nn.ModuleList([
-            _up(widths[4] + cond_dim, widths[3]),
-            _up(widths[3] * 2, widths[2]),
-            _up(widths[2] * 2, widths[1]),
-            _up(widths[1] * 2, widths[0]),
-            _up(widths[0] * 2, 2, last=True),
+            up_block(widths[4] + cond_dim, widths[3], norm=norm),
+            up_block(widths[3] * 2, widths[2], norm=norm),
+            up_block(widths[2] * 2, widths[1], norm=norm),
+            up_block(widths[1] * 2, widths[0], norm=norm),
+            up_block(widths[0] * 2, 2, last=True),
         ])
-        self.apply(_init_like_reference)
+        self.apply(init_like_reference)
 
-    def forward(self, mix: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, mix: torch.Tensor, cond: torch.Tensor, return_features: bool = False):
+        """The mask; with ``return_features`` also the outputs of the first four up-convolutions
+        (8ngf, 4ngf, 2ngf, ngf channels, from the coarsest), which APNet's head fuses."""
         skips = []
         x = mix
         for down in self.downs:
@@ -85,12 +92,16 @@ class MaskUNet(nn.Module):
             skips.append(x)
         tiled = cond[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         x = self.ups[0](torch.cat([x, tiled], dim=1))
+        features = [x]
         for up, skip in zip(self.ups[1:], reversed(skips[:-1])):
             x = up(torch.cat([x, skip], dim=1))
-        return x * 2 - 1
+            features.append(x)
+        mask = x * 2 - 1
+        return (mask, features[:-1]) if return_features else mask
 
 
-def _init_like_reference(m: nn.Module) -> None:
+def init_like_reference(m: nn.Module) -> None:
+    """Convolutions N(0, 0.02), batch-norm scales N(1, 0.02), as the FAIR-Play reference code initializes."""
     # The reference initializes convolutions N(0, 0.02) and batch-norm scales N(1, 0.02).
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(m.weight, 0.0, 0.02)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tas_eval.errors import UserError
@@ -45,12 +46,18 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Features(nn.Module):
-    """ResNet-18 up to its last residual stage: (B, 3, H, W) -> (B, 512, H/32, W/32)."""
+    """ResNet-18 up to its last residual stage: (B, 3, H, W) -> (B, 512, H/32, W/32).
+
+    ``dilated``: the variant of APNet / Sep-Stereo (Zhou et al., ECCV 2020): the last stage keeps
+    stride 16 with dilated 3x3 convolutions, and a 2x2 average pool brings the map to H/32 x W/32;
+    the parameters (and so the torchvision weights that load) are the same.
+    """
 
     out_channels = 512
 
-    def __init__(self):
+    def __init__(self, dilated: bool = False):
         super().__init__()
+        self.dilated = dilated
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -69,10 +76,18 @@ class ResNet18Features(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if dilated:
+            for m in self.layer4.modules():
+                if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
+                    # the strided convolutions keep the resolution; the first 3x3 one is not dilated
+                    m.stride = (1, 1)
+                elif isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                    m.dilation, m.padding = (2, 2), (2, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return F.avg_pool2d(x, 2) if self.dilated else x
 
 
 def load_resnet18_weights(net: ResNet18Features, path: str | Path) -> None:

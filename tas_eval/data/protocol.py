@@ -28,6 +28,10 @@ group (tas_eval.data.registry). It is opened from ``DataOptions`` and gives:
     item_tags(item_id)    the subsets an item belongs to, {family: subset or list of subsets}: families
                           "visual_case" (none, out_of_view, occluded, silent_object, distractor),
                           "sources" ("1", "2", "3-4") and "motion" (static, moving); {} when unknown
+    dry_sources(split, part, sr)   the isolated dry sources of the items of a part, for models that train
+                          on solo sources (Sep-Stereo, PseudoBinaural): [{"item_id", "category", "dry"
+                          (float64 mono at sr Hz), "sounding" (bool per 0.1 s frame)}]; None for a
+                          dataset that has only mixtures (recordings)
     check_files(ids)      a UserError naming the first file of those items (and the split files) that
                           differs from what the content hash was made of; called before any number
                           is computed from them
@@ -123,6 +127,10 @@ class Dataset:
     def questions(self) -> dict | None:
         """The spatial questions of the dataset's items (tas_eval.data.qa.qa_block: {"version", "seed", "sha256",
         "items": {item id: questions}}); None for a dataset whose scene geometry is not known."""
+        return None
+
+    def dry_sources(self, split: int, part: str, sr: int = SAMPLE_RATE) -> list[dict] | None:
+        """None: a recorded dataset holds mixtures only, no isolated sources."""
         return None
 
     def check_files(self, item_ids: list[str]) -> None:

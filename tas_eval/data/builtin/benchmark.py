@@ -163,6 +163,28 @@ class Benchmark(Dataset):
         could not be given them."""
         return self.manifest.get("qa")
 
+    def dry_sources(self, split: int, part: str, sr: int = 16000) -> list[dict]:
+        """The dry sources of the items of ``part`` of ``split``, re-synthesized from their scenes at ``sr`` Hz
+        (synthesis is deterministic in the scene): [{"item_id", "category", "dry" (float64, the clip's
+        length), "sounding" (bool per 0.1 s frame: the builder's threshold on the dry level)}]."""
+        from tqdm import tqdm
+
+        from tas_eval.data.builtin import build, sources
+        from tas_eval.data.scene import FRAME_RATE
+
+        pool = []
+        for item_id in tqdm(self.split_ids(split, part), desc=f"dry sources of {part}", unit="clip", leave=False):
+            scene = self.scene(item_id)
+            duration = float(scene["duration_s"])
+            frames = int(round(duration * FRAME_RATE))
+            for src in scene["sources"]:
+                dry = sources.synthesize_source(src["category"], duration, [tuple(a) for a in src["active"]],
+                                                src["seed"], sr)
+                levels = build.frame_levels_db(dry, sr, frames)
+                pool.append({"item_id": item_id, "category": src["category"], "dry": dry,
+                             "sounding": levels >= build.SOUNDING_THRESHOLD_DBFS})
+        return pool
+
     def scene(self, item_id: str) -> dict:
         """The scene description of ``item_id`` (sources, trajectories, room, visual case)."""
         return self._json("scenes", item_id)
@@ -222,3 +244,20 @@ def _with_questions(benchmark: Benchmark) -> Benchmark:
             return benchmark
         return Benchmark(benchmark.root)
     return benchmark
+
+
+def crop_sounding(entry: dict, rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
+    """A ``seconds`` crop of a dry source of ``Benchmark.dry_sources`` (synthesized at ``sr`` Hz), started where
+    it sounds in at least half of the crop's 0.1 s frames if it can; zero-padded past the source's end."""
+    from tas_eval.data.scene import FRAME_RATE
+
+    frames = len(entry["sounding"])
+    span = int(round(seconds * FRAME_RATE))
+    starts = [k for k in range(max(1, frames - span + 1))
+              if entry["sounding"][k : k + span].mean() >= 0.5] or [0]
+    start = int(starts[int(rng.integers(len(starts)))]) * sr // FRAME_RATE
+    n = int(round(seconds * sr))
+    out = np.zeros(n)
+    piece = entry["dry"][start : start + n]
+    out[: piece.shape[0]] = piece
+    return out

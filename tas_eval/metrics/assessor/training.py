@@ -73,7 +73,8 @@ def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: 
     its scene dict (tas_eval.data.scene's layout, item id "rendered-<index>")."""
     from tas_eval.audio import SAMPLE_RATE, resample
     from tas_eval.data.builtin import build, render
-    from tas_eval.metrics.localizer.training import RENDER_SR, crop_sounding, random_position
+    from tas_eval.data.builtin.benchmark import crop_sounding
+    from tas_eval.metrics.localizer.training import RENDER_SR, random_position
 
     room = build._room(rng)
     categories = sorted({e["category"] for e in pool})
@@ -85,7 +86,7 @@ def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: 
         srcs.append({"category": str(cat), "gain_db": float(rng.uniform(*SCENE_GAIN_DB)), "seed": 0,
                      "trajectory": [{"t": 0.0, "azimuth": az, "elevation": el, "distance": dist}],
                      "active": [[0.0, SCENE_S]], "occluded": False})
-        crops.append(crop_sounding(entries[int(rng.integers(len(entries)))], rng, SCENE_S))
+        crops.append(crop_sounding(entries[int(rng.integers(len(entries)))], rng, SCENE_S, RENDER_SR))
     scene = {"item_id": f"rendered-{index}", "group_id": f"rendered-{index}", "duration_s": SCENE_S,
              "seed": int(rng.integers(2**31 - 1)), "room": room, "sources": srcs, "visual": {"cases": [], "objects": []}}
     images = [render.render_source(scene, i, crops, heads[head], RENDER_SR) for i in range(len(srcs))]

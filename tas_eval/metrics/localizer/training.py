@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tas_eval.audio import SAMPLE_RATE, resample
+from tas_eval.data.builtin.benchmark import crop_sounding
 from tas_eval.data.scene import DOMINANCE_MARGIN_DB, FRAME_RATE, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
 from tas_eval.metrics.localizer import (
@@ -90,39 +91,11 @@ def heads_by_name() -> dict:
 
 
 def source_pool(benchmark, split: int, part: str) -> list[dict]:
-    """The dry sources of ``part`` of ``split`` (re-synthesized at 44.1 kHz from the scenes): a list of
-    {"category", "dry", "sounding" (bool per 0.1 s frame of the clip, the builder's threshold)}."""
-    from tas_eval.data.builtin import build, sources
-
-    pool = []
-    for item_id in tqdm(benchmark.split_ids(split, part), desc=f"localizer: {part} sources", unit="clip",
-                        leave=False):
-        scene = benchmark.scene(item_id)
-        duration = float(scene["duration_s"])
-        frames = int(round(duration * FRAME_RATE))
-        for src in scene["sources"]:
-            dry = sources.synthesize_source(src["category"], duration, [tuple(a) for a in src["active"]], src["seed"],
-                                            RENDER_SR)
-            levels = build.frame_levels_db(dry, RENDER_SR, frames)
-            pool.append({"category": src["category"], "dry": dry, "sounding": levels >= build.SOUNDING_THRESHOLD_DBFS})
+    """The dry sources of ``part`` of ``split`` at 44.1 kHz (``Benchmark.dry_sources``); UserError if none."""
+    pool = benchmark.dry_sources(split, part, RENDER_SR)
     if not pool:
         raise UserError(f"{benchmark.root}: part '{part}' of split {split} holds no sources to train on.")
     return pool
-
-
-def crop_sounding(entry: dict, rng: np.random.Generator, seconds: float = WINDOW_S) -> np.ndarray:
-    """A ``seconds`` crop of a dry source of ``source_pool``, started where it sounds in at least half of the
-    crop's 0.1 s frames if it can."""
-    frames = len(entry["sounding"])
-    span = int(round(seconds * FRAME_RATE))
-    starts = [k for k in range(max(1, frames - span + 1))
-              if entry["sounding"][k : k + span].mean() >= 0.5] or [0]
-    start = int(starts[int(rng.integers(len(starts)))]) * RENDER_SR // FRAME_RATE
-    n = int(seconds * RENDER_SR)
-    out = np.zeros(n)
-    piece = entry["dry"][start : start + n]
-    out[: piece.shape[0]] = piece
-    return out
 
 
 def random_position(room: dict, rng: np.random.Generator) -> tuple[float, float, float]:
@@ -155,7 +128,7 @@ def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head
             trajectory.append({"t": WINDOW_S, "azimuth": end, "elevation": el, "distance": dist})
         srcs.append({"category": pool[int(k)]["category"], "gain_db": float(rng.uniform(-6.0, 0.0)),
                      "trajectory": trajectory, "active": [[0.0, WINDOW_S]]})
-        crops.append(crop_sounding(pool[int(k)], rng))
+        crops.append(crop_sounding(pool[int(k)], rng, WINDOW_S, RENDER_SR))
     scene = {"duration_s": WINDOW_S, "seed": int(rng.integers(2**31 - 1)), "room": room, "sources": srcs}
     images = [render.render_source(scene, i, crops, heads[head], RENDER_SR) for i in range(len(srcs))]
     mix = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(WINDOW_S * SAMPLE_RATE)]
