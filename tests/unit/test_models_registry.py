@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +14,23 @@ from scipy.signal import resample_poly
 
 from tas_eval.cli import main
 from tas_eval.errors import UserError
-from tas_eval.models import MODELS, get_model_class, guidance_label, model_info, prompt_from_annotation
+from tas_eval.models import _BUILTINS, MODELS, get_model_class, guidance_label, model_info, prompt_from_annotation
 
 SR = 16000
 
 
 # ----------------------------------------------------------------------------------------- registry
+
+
+def test_every_packaged_trained_model_has_a_card_and_paper_settings():
+    cards = Path(__file__).resolve().parents[2] / "baselines" / "cards"
+    for name in _BUILTINS:
+        cls = get_model_class(name)
+        if cls.trains:
+            card = cards / f"{name}.md"
+            assert card.is_file(), f"{name} has no card"
+            assert card.read_text().startswith(f"# {name}\n")
+            assert {"paper", "small"} <= set(cls.configs)
 
 
 def test_builtin_baselines_are_registered_lazily():
