@@ -98,7 +98,8 @@ class CropSampler:
         return np.stack(out)
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
+def save_atomic(obj: dict, path: Path) -> None:
+    """torch.save through the one atomic writer (a killed run never leaves half a state)."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -148,7 +149,7 @@ def train_loop(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_at: 
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}")
         done = step + 1
         if state_path is not None and (done % checkpoint_every == 0 or done == steps):
-            _save_atomic({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+            save_atomic({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                           "losses": losses}, state_path)
     if losses:
         log.info("%s: %d steps, loss %.4f -> %.4f (means of first/last 10)", desc, len(losses),

@@ -20,20 +20,21 @@ HOP = 160
 WIN = 400
 
 
-def stft_ri(x: torch.Tensor) -> torch.Tensor:
-    """(B, T) waveforms -> (B, 2, 257, frames) real and imaginary STFT (Hann 400, hop 160, centred).
+def stft_ri(x: torch.Tensor, n_fft: int = N_FFT, hop: int = HOP, win: int = WIN) -> torch.Tensor:
+    """(B, T) waveforms -> (B, 2, n_fft/2 + 1, frames) real and imaginary STFT (Hann ``win``, hop ``hop``, centred).
 
-    The centre padding is zeros, as librosa >= 0.9 pads (docs/metrics.md, "Known pain points of the reference tools").
+    The defaults are the FAIR-Play line's (257 bins). The centre padding is zeros, as librosa >= 0.9 pads
+    (docs/metrics.md, "Known pain points of the reference tools").
     """
-    window = torch.hann_window(WIN, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, N_FFT, HOP, WIN, window, center=True, pad_mode="constant", return_complex=True)
+    window = torch.hann_window(win, device=x.device, dtype=x.dtype)
+    spec = torch.stft(x, n_fft, hop, win, window, center=True, pad_mode="constant", return_complex=True)
     return torch.stack([spec.real, spec.imag], dim=1)
 
 
-def istft_ri(spec: torch.Tensor, length: int) -> torch.Tensor:
-    """(B, 2, 257, frames) real/imaginary STFT -> (B, length) waveforms (inverse of ``stft_ri``)."""
-    window = torch.hann_window(WIN, device=spec.device, dtype=spec.dtype)
-    return torch.istft(torch.complex(spec[:, 0], spec[:, 1]), N_FFT, HOP, WIN, window, center=True, length=length)
+def istft_ri(spec: torch.Tensor, length: int, n_fft: int = N_FFT, hop: int = HOP, win: int = WIN) -> torch.Tensor:
+    """(B, 2, n_fft/2 + 1, frames) real/imaginary STFT -> (B, length) waveforms (inverse of ``stft_ri``)."""
+    window = torch.hann_window(win, device=spec.device, dtype=spec.dtype)
+    return torch.istft(torch.complex(spec[:, 0], spec[:, 1]), n_fft, hop, win, window, center=True, length=length)
 
 
 def apply_complex_mask(mix: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,8 @@ def apply_complex_mask(mix: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
 
 
-def _down(in_ch: int, out_ch: int, norm: str = "batch") -> nn.Sequential:
+def down_block(in_ch: int, out_ch: int, norm: str = "batch") -> nn.Sequential:
+    """Convolution (kernel 4, stride 2: half the size) + norm + LeakyReLU 0.2."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1), NORMS[norm](out_ch), nn.LeakyReLU(0.2, inplace=True))
 
 
@@ -70,7 +72,7 @@ class MaskUNet(nn.Module):
         self.downs = nn.ModuleList()
         in_ch = 2
         for w in widths:
-            self.downs.append(_down(in_ch, w, norm))
+            self.downs.append(down_block(in_ch, w, norm))
             in_ch = w
         # Up path: the first takes bottleneck + tiled guidance, the others their input + the skip.
         self.ups = nn.ModuleList([
