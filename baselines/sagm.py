@@ -1,4 +1,4 @@
-"""SAGM (Li, Zhao, Yuan, "Stereo Audio Generation Model", arXiv 2311.07630; seeds 002 and 003): a
+"""SAGM, the Stereo Audio Generation Model (Li, Zhao, Yuan, arXiv 2311.07630; seeds 002 and 003): a
 visually guided GAN that turns mono into binaural audio. The paper has no public code; every choice
 it leaves open is made here and recorded in the model cards.
 
@@ -57,7 +57,8 @@ from tas_eval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-PAPER = "Li, Zhao, Yuan, Stereo Audio Generation Model (SAGM), arXiv 2311.07630 (seeds 002 and 003)"
+PAPER = ("Li, Zhao, Yuan, Cross-modal Generative Model for Visual-Guided Binaural Stereo Generation (SAGM), "
+         "arXiv 2311.07630 (seeds 002 and 003)")
 N_FFT, HOP, WIN = 448, 240, 400  # 28 ms FFT, 15 ms hop, 25 ms Hann window at 16 kHz
 FRAMES = 64  # the paper's 225 x 64 spectrogram: the first 64 of a centred 1 s window's 67 frames
 FPS = 4  # video frames per second of audio
