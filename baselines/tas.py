@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.diffusion import GaussianDiffusion
-from baselines.common.inference import spatialize_clips
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, TextFeatures, load_text_encoder
 from baselines.common.trained import TrainedModel
 from baselines.common.training import CropSampler, train_loop
@@ -326,19 +325,10 @@ class TASModel(TrainedModel):
 
         return predict
 
-    @torch.no_grad()
-    def spatialize(self, mono: torch.Tensor, sr: int, prompts=None, frames=None) -> torch.Tensor:
-        """(B, 1, T) mono at 16 kHz -> (B, 2, T); ``prompts`` per item (dict with dense frame texts, or str)."""
-        self.check_inputs(sr, prompts, frames)
-        self.net.eval()
-        mono = mono.to(self.device).float()
-
-        def make_predictor(b: int):
-            # One noise seed per clip, drawn from torch's generator in clip order.
-            base_seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-            return self.window_predictor(prompts[b] if prompts is not None else None, sr, base_seed)
-
-        return spatialize_clips(mono, sr, self.config, make_predictor, self.cpu_chunk_samples)
+    def clip_predictor(self, prompt, frame_fn, sr: int):
+        """The clip's window predictor with its noise seed, drawn from torch's generator (one per clip, in clip order)."""
+        base_seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        return self.window_predictor(prompt, sr, base_seed)
 
 
 class Ours(TASModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from baselines.common.inference import spatialize_clips
 from tas_eval.audio import SAMPLE_RATE
 from tas_eval.errors import UserError
 from tas_eval.models import Model
@@ -12,9 +13,9 @@ from tas_eval.models import Model
 class TrainedModel(Model):
     """A baseline with a network ``net`` and an optional frozen ``text_encoder``.
 
-    Subclasses implement ``fit``, ``spatialize`` and ``_build(config, loading=False)``, which sets
-    ``config``, ``net`` and ``text_encoder`` from a config (``loading``: the weights will come from a
-    checkpoint, so nothing else needs loading).
+    Subclasses implement ``fit``, ``window_predictor`` (the sliding-window predictor of one clip) and
+    ``_build(config, loading=False)``, which sets ``config``, ``net`` and ``text_encoder`` from a config
+    (``loading``: the weights will come from a checkpoint, so nothing else needs loading).
     """
 
     trains = True
@@ -62,3 +63,19 @@ class TrainedModel(Model):
             raise UserError(f"The model '{self.name}' is text-guided and needs prompts.")
         if "visual" in self.guidance and frames is None:
             raise UserError(f"The model '{self.name}' is visually guided and needs frames.")
+
+    def clip_predictor(self, prompt, frame_fn, sr: int):
+        """The window predictor of one clip: ``window_predictor(prompt, frame_fn, sr)``; a diffusion model
+        overrides it to draw the clip's noise seed."""
+        return self.window_predictor(prompt, frame_fn, sr)
+
+    @torch.no_grad()
+    def spatialize(self, mono: torch.Tensor, sr: int, prompts=None, frames=None) -> torch.Tensor:
+        """(B, 1, T) mono at 16 kHz -> (B, 2, T): each clip through the batched sliding window
+        (``config["crop_s"]``, ``config["hop_s"]``), guided by its ``prompts`` and/or ``frames``."""
+        self.check_inputs(sr, prompts, frames)
+        self.net.eval()
+        mono = mono.to(self.device).float()
+        return spatialize_clips(mono, sr, self.config, lambda b: self.clip_predictor(
+            prompts[b] if prompts is not None else None, frames[b] if frames is not None else None, sr),
+            self.cpu_chunk_samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ from tas_eval.models import get_model_class, prompt_from_annotation
 TRAINED = ["ours", "ours_saf", "audio_only", "add", "conv", "ours_saf_tokens", "mono2binaural_text",
            "mono2binaural_visual", "apnet_visual", "apnet_text", "sepstereo_visual", "sepstereo_text",
            "pseudobinaural_visual", "pseudobinaural_text", "sagm_visual", "sagm_text", "sagm_visual_noshare",
-           "sagm_novisual"]
+           "sagm_novisual", "tasu", "tasu_notext", "tasu_noflip", "tasu_literal"]
 # L and R come from two separate heads, so L + R is the mono input only as far as the heads agree.
 TWO_HEADS = ("apnet", "sepstereo", "pseudobinaural")
 
@@ -55,6 +56,11 @@ def test_tiny_training_lowers_the_loss_and_output_is_binaural(name, tiny_benchma
         before = fresh.validation_l1(val, int(config["val_batches"]), int(config["batch_size"]))
         after = model.training_log["best_val_l1"]
         assert len(model.training_log["d"]) == len(model.training_log["g_l1"]) == config["steps"]
+    elif name == "tasu_literal":
+        # The latent diffusion is measured on the trained VAE's latents, from the UNet fit started with.
+        probe = copy.deepcopy(model)
+        probe.net.unet.load_state_dict(fresh.net.unet.state_dict())
+        before, after = _fixed_loss(probe, sampler), _fixed_loss(model, sampler)
     else:
         after = _fixed_loss(model, sampler)
     assert after < before, f"{name}: loss on a fixed batch {before:.4f} -> {after:.4f}"
