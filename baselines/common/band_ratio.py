@@ -44,9 +44,13 @@ def band_ratio(mono_spec: torch.Tensor, diff_spec: torch.Tensor, sr: int, bands:
     energy = torch.einsum("bf,nft->ntb", w, mono_spec.abs() ** 2)
     floor = FLOOR * energy.mean(dim=(1, 2), keepdim=True) + 1e-12
     ratio = cross / (energy + floor)
-    magnitude = ratio.abs()
-    ratio = ratio * torch.clamp(RATIO_LIMIT / magnitude.clamp_min(1e-12), max=1.0)
-    return torch.stack([ratio.real, ratio.imag], dim=1)
+    return clip_ratio(torch.stack([ratio.real, ratio.imag], dim=1))
+
+
+def clip_ratio(ratio: torch.Tensor) -> torch.Tensor:
+    """Band ratios (B, 2, frames, bands) with their magnitudes clipped at RATIO_LIMIT (the range of the data)."""
+    magnitude = ratio.pow(2).sum(dim=1, keepdim=True).sqrt()
+    return ratio * torch.clamp(RATIO_LIMIT / magnitude.clamp_min(1e-12), max=1.0)
 
 
 def ratio_mask(ratio: torch.Tensor, sr: int, n_fft: int) -> torch.Tensor:
