@@ -1,7 +1,8 @@
 """Speed of the metric suite: the batched torch implementation against a per-clip reference-style loop.
 
-    python3 benchmarks/metrics_speed.py [--clips 187] [--seconds 10] [--data DIR] [--threads N]
-                                        [--batch-size 16] [--device cpu|cuda] [--ref-clips N]
+    python3 benchmarks/metrics_speed.py [--clips 187] [--seconds 10] [--data DIR] [--threads N|auto]
+                                        [--batch-size 16] [--device cpu|cuda] [--ref-clips N] [--load]
+                                        [--sizes 16,64,187]
 
 The references are ``--clips`` binaural clips: synthesized deterministically (harmonic and noise
 sources with interaural delays, head shadow and reverberation, tests/unit/metrics_reference.py), or
@@ -17,6 +18,12 @@ alternating batch by batch of ``--batch-size`` clips so that both see the same m
 reference loop runs on the first ``--ref-clips`` clips only when that is given. Printed: both times (wall and CPU
 seconds of this process), their ratio, and the largest relative difference of the values per metric.
 The load average is printed too: on a shared machine both timings move with the other jobs.
+``--load`` starts one busy process beside the run (a pure-Python loop, stopped at the end); torch's
+threads are chosen as the command line chooses them (``--threads auto``: tas_eval.device.resolve_threads)
+after it has started. ``--sizes`` times the suite alone on the first N clips for each N and prints its
+cost per clip, so that a cost growing faster than the number of clips shows.
+The headline is "suite / floor" (the suite's wall time over the FFT floor below) beside the reference
+loop's time over the suite's.
 
 Also printed: the FFT floor, the time of the bare FFTs that the metric definitions require (every
 STFT frame of every signal, prediction and reference, at each metric's own STFT parameters, in the
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 import metrics_reference as R  # noqa: E402
 
+from tas_eval.device import set_threads  # noqa: E402
 from tas_eval.metrics import compute_metrics  # noqa: E402
 from tas_eval.metrics import signal as signal_metrics  # noqa: E402
 from tas_eval.metrics.transforms import FAIRPLAY_STFT  # noqa: E402
@@ -109,14 +118,28 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=187)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--data", default=None, metavar="DIR", help="a built benchmark (default: synthesized clips)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", default="auto", help="torch intra-op threads, or auto as the command line (default)")
     parser.add_argument("--batch-size", type=int, default=16,
                         help="clips timed per turn (both sides alternate turn by turn); compute_metrics batches as it defaults")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ref-clips", type=int, default=None, help="clips for the reference loop (default: all)")
+    parser.add_argument("--load", action="store_true", help="run one busy process beside the benchmark")
+    parser.add_argument("--sizes", default="", help="comma-separated clip counts to time the suite alone at, e.g. 16,64,187")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    spinner = None
+    if args.load:
+        spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"])
+        time.sleep(0.5)
+    try:
+        run(args)
+    finally:
+        if spinner is not None:
+            spinner.kill()
+
+
+def run(args) -> None:
+    """The benchmark proper (``main`` starts and stops the busy process of ``--load`` around it)."""
+    set_threads(args.threads)
 
     t0 = time.perf_counter()
     refs, annotations, sr = load_clips(args)
@@ -159,6 +182,8 @@ def main() -> None:
     print(f"reference-style loop: {ref_wall * scale:.1f} s wall, {ref_cpu * scale:.1f} s CPU{note}")
     print(f"speed ratio: {ref_wall * scale / ours_wall:.1f}x wall, {ref_cpu * scale / ours_cpu:.1f}x CPU")
     floor, lines = fft_floor(len(refs), refs[0].shape[1])
+    print(f"HEADLINE suite / floor: {ours_wall / floor:.2f}   reference loop / suite: {ref_wall * scale / ours_wall:.2f}"
+          f"   ({torch.get_num_threads()} torch threads{', one busy process beside' if args.load else ''})")
     print(f"FFT floor (bare FFTs the definitions require, {torch.get_num_threads()} torch threads): {floor:.1f} s;"
           f" largest ratio it allows: {ref_wall * scale / floor:.1f}x wall")
     print("\n".join(lines))
@@ -175,6 +200,11 @@ def main() -> None:
         worst = max(worst, float(np.max(rel)))
         print(f"  {mid:14s} mean {np.nanmean(got):12.6g}   largest relative difference {np.max(rel):.1e}")
     print(f"largest relative difference over all metrics and clips: {worst:.1e}")
+    for size in [int(x) for x in args.sizes.split(",") if x.strip()]:
+        n = min(size, len(refs))
+        w = time.perf_counter()
+        compute_metrics(preds[:n], refs[:n], sr, annotations=annotations[:n] if annotations else None, device=args.device)
+        print(f"suite alone on {n} clips: {time.perf_counter() - w:.1f} s, {(time.perf_counter() - w) / n:.3f} s a clip")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""The one device switch (``--device auto|cpu|cuda``), how results name a device, and seeding."""
+"""The one device switch (``--device auto|cpu|cuda``), the one thread switch (``--threads``), how results
+name a device, and seeding."""
 
 from __future__ import annotations
 
+import os
 import random
+import time
 
 import numpy as np
 import torch
@@ -32,3 +35,48 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def runnable_elsewhere(reads: int = 5, pause_s: float = 0.02) -> int:
+    """Processes besides this one that are runnable now: the largest of a few reads of the running count in
+    /proc/loadavg (which counts the reader), minus one; 0 where it cannot be read."""
+    counts = []
+    for k in range(reads):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return 0
+        if k + 1 < reads:
+            time.sleep(pause_s)
+    return max(0, max(counts) - 1)
+
+
+def resolve_threads(spec: str | int | None = "auto") -> int:
+    """The torch thread count of ``--threads``: a positive number as given, or "auto": OMP_NUM_THREADS when it is
+    set, else the cores this process may run on minus the other runnable processes, at least 1.
+
+    On a CPU, torch's intra-op threads wait for each other at the end of every parallel region: one of them
+    descheduled by another busy process stalls them all, which made the metric suite several times slower
+    beside a training job (benchmarks/metrics_speed.py --load); taking only the free cores avoids it.
+    """
+    if spec is None or str(spec) == "auto":
+        env = os.environ.get("OMP_NUM_THREADS", "").strip()
+        if env.isdigit() and int(env) > 0:
+            return int(env)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores - runnable_elsewhere())
+    try:
+        n = int(spec)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UserError(f"--threads {spec}: give a positive number of threads or 'auto'.")
+    return n
+
+
+def set_threads(spec: str | int | None = "auto") -> int:
+    """Set torch's intra-op thread count from ``--threads`` (``resolve_threads``) and return it."""
+    n = resolve_threads(spec)
+    torch.set_num_threads(n)
+    return n

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tas_eval import results as results_mod
 from tas_eval.audio import write_wav
@@ -139,6 +140,7 @@ def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[st
     info = dict(run_info or {})
     extra = dict(info.get("extra", {}))
     extra["metric_options"] = {"peak_normalization": True}
+    extra.setdefault("torch_threads", torch.get_num_threads())  # the metrics' threads (a run records its own)
     if scores.unscored:
         extra["metrics_without_values"] = scores.unscored
     if scores.qa_note:

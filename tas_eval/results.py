@@ -39,8 +39,8 @@ results.json (SCHEMA_VERSION 1)::
                        out_of_view, occluded, silent_object, distractor; an item may be in several),
                        "sources" ("1", "2", "3-4") and "motion" (static, moving)
     items              {"file": "items.jsonl", "sha256": 64 hex, "count": int}   (set by write_results)
-    extra              dict (free-form, e.g. the prompt parser's fallback count; `tas-eval run` adds
-                       torch_threads and, for a trained model, trained_with {"device", "torch_threads",
+    extra              dict (free-form, e.g. the prompt parser's fallback count; torch_threads, the torch
+                       thread count of the run or the evaluation (--threads); for a trained model, trained_with {"device", "torch_threads",
                        "torch"} of its checkpoint, null when the checkpoint predates that record)
 
 A results.json that exists means its run completed: write_results writes items.jsonl first and

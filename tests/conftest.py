@@ -25,6 +25,21 @@ def isolated_home(tmp_path_factory) -> Path:
         os.environ["TAS_EVAL_HOME"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_count():
+    """Every command a test runs, in this process (--threads auto) or in a subprocess, uses the torch thread
+    count this process started with, whatever else the machine is doing: numbers are compared across them."""
+    threads = torch.get_num_threads()
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    yield threads
+    torch.set_num_threads(threads)
+    if old is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_benchmark(isolated_home):
     """The tiny profile (24 clips of 4 s, seed 3), built once per session where `resolve_benchmark` finds it.

@@ -42,6 +42,13 @@ def _add_generative_options(p: argparse.ArgumentParser) -> None:
                    help="channels the generative metrics embed: lr = each ear; lrs = each ear and L-R (default: lr)")
 
 
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads of the commands that run torch on a CPU."""
+    p.add_argument("--threads", default="auto", metavar="N|auto",
+                   help="torch threads on a CPU (default auto: OMP_NUM_THREADS if set, else the cores no other process "
+                        "is using); recorded in the results")
+
+
 def _add_network_training_options(p: argparse.ArgumentParser, small: str) -> None:
     """Data options, --train-profile, --device, --seed and --out of a metric network's train command."""
     _add_data_options(p)
@@ -50,6 +57,7 @@ def _add_network_training_options(p: argparse.ArgumentParser, small: str) -> Non
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="FILE", help="checkpoint to write (default: the packaged weights file)")
+    _add_threads_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training and inference seed")
     p.add_argument("--train-profile", default=None, help="training config profile of the model (default: per device)")
     p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
+    _add_threads_option(p)
     _add_generative_options(p)
     p.set_defaults(handler="run")
 
@@ -82,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--results", default="results", metavar="DIR")
+    _add_threads_option(p)
     _add_generative_options(p)
     p.set_defaults(handler="evaluate")
 
@@ -122,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, metavar="FILE")
+    _add_threads_option(t)
     t.set_defaults(handler="backbone_train")
 
     p = sub.add_parser("localizer", help="the binaural localizer of the spatial measures")
@@ -156,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if hasattr(args, "threads"):
+            from tas_eval.device import set_threads
+
+            logging.getLogger("tas_eval").info("torch threads: %d", set_threads(args.threads))
         commands = importlib.import_module("tas_eval.cli.commands")
         return int(getattr(commands, args.handler)(args) or 0)
     except UserError as exc:
