@@ -246,7 +246,6 @@ class APNet(TrainedModel):
         return predict
 
 
-
 class APNetVisual(APNet):
     name = "apnet_visual"
     guidance = frozenset({"visual"})

@@ -187,7 +187,6 @@ class Mono2Binaural(TrainedModel):
         return predict
 
 
-
 class Mono2BinauralVisual(Mono2Binaural):
     name = "mono2binaural_visual"
     guidance = frozenset({"visual"})

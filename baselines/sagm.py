@@ -357,7 +357,6 @@ class SAGM(TrainedModel):
         return predict
 
 
-
 class SAGMVisual(SAGM):
     name = "sagm_visual"
     guidance = frozenset({"visual"})
