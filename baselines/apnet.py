@@ -35,9 +35,9 @@ from baselines.common.apnet import VISUAL_CHANNELS, APNetHead, apnet_losses, sid
 from baselines.common.solo_sources import SoloSources
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
 from baselines.common.trained import TrainedModel
-from baselines.common.training import CropSampler, train_loop
+from baselines.common.training import CropSampler, step_decay, train_loop
 from baselines.common.unet import MaskUNet, apply_complex_mask, init_like_reference, istft_ri, stft_ri
-from baselines.common.visual import ResNet18Features, frames_to_tensor, load_resnet18_weights
+from baselines.common.visual import ResNet18Features, load_resnet18_weights
 from baselines.tas import window_text
 from tas_eval.audio import SAMPLE_RATE
 
@@ -145,27 +145,22 @@ class APNet(TrainedModel):
 
     # -- guidance ------------------------------------------------------------------------------
 
-    def _guidance_input(self, texts=None, images=None) -> torch.Tensor:
-        if self.kind == "text":
-            return self.text_encoder.encode(list(texts)).pooled.to(self.device)
-        return frames_to_tensor(images).to(self.device)
-
     def _crop_map(self, sampler: CropSampler, batch: dict) -> torch.Tensor:
         """Guidance map of real training crops: the frame or the dense text at each crop's centre."""
         if self.kind == "text":
-            return self.net.guidance_map(self._guidance_input(texts=batch["prompts"]))
+            return self.net.guidance_map(self.guidance_input(texts=batch["prompts"]))
         frames = sampler.frames(batch["item_ids"], batch["centres_s"], self.config["image_size"])
-        return self.net.guidance_map(self._guidance_input(images=frames))
+        return self.net.guidance_map(self.guidance_input(images=frames))
 
     def _separation_map(self, solo: SoloSources, batch: dict) -> torch.Tensor:
         """Sep-Stereo's two-column map of each separation pair (``SoloSources.separation_batch``)."""
         maps = []
         for k in (0, 1):
             if self.kind == "text":
-                inp = self._guidance_input(texts=[p[k] for p in batch["prompts"]])
+                inp = self.guidance_input(texts=[p[k] for p in batch["prompts"]])
             else:
                 size = tuple(self.config["image_size"])
-                inp = self._guidance_input(images=np.stack([solo.solo_frame(c[k], size) for c in batch["categories"]]))
+                inp = self.guidance_input(images=np.stack([solo.solo_frame(c[k], size) for c in batch["categories"]]))
             maps.append(self.net.guidance_map(inp))
         return side_columns(maps[0], maps[1])
 
@@ -189,19 +184,12 @@ class APNet(TrainedModel):
 
     # -- training ------------------------------------------------------------------------------
 
-    def _optimizer(self, config: dict, prefix: str = "") -> tuple[torch.optim.Optimizer, list[float]]:
+    def _optimizer(self, config: dict, prefix: str = ""):
+        """(Adam over the reference's three rate groups, its step-decay schedule) for stage ``prefix``."""
         groups = [{"params": params, "lr": float(config[f"{prefix}lr_{name}"])}
                   for name, params in self.net.parameter_groups().items() if params]  # text models have no visual group
         optimizer = torch.optim.Adam(groups, betas=(float(config["beta1"]), 0.999), weight_decay=float(config["weight_decay"]))
-        return optimizer, [g["lr"] for g in optimizer.param_groups]
-
-    @staticmethod
-    def _schedule(optimizer: torch.optim.Optimizer, base_lrs: list[float], every: int, decay: float):
-        def on_step(step: int) -> None:
-            # the reference multiplies the rates by a factor every k epochs; set from the step so resuming is exact
-            for g, lr in zip(optimizer.param_groups, base_lrs):
-                g["lr"] = lr * decay ** (step // every)
-        return on_step
+        return optimizer, step_decay(optimizer, int(config[f"{prefix}lr_decay_every"]), float(config[f"{prefix}lr_decay"]))
 
     def _prepare(self, dataset, split: int, config: dict, device: str, seed: int) -> CropSampler:
         torch.manual_seed(seed)
@@ -215,7 +203,7 @@ class APNet(TrainedModel):
     def fit(self, dataset, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:
         """Train on the train part of ``split``; resumes from ``checkpoint_dir`` when it holds a state."""
         sampler = self._prepare(dataset, split, config, device, seed)
-        optimizer, base = self._optimizer(config)
+        optimizer, schedule = self._optimizer(config)
         batch = int(config["batch_size"])
 
         def loss_at(step: int) -> torch.Tensor:
@@ -223,8 +211,7 @@ class APNet(TrainedModel):
 
         self.losses = train_loop(self.net, optimizer, loss_at, int(config["steps"]), checkpoint_dir,
                                  int(config.get("checkpoint_every", 100)), desc=f"training {self.name}",
-                                 on_step=self._schedule(optimizer, base, int(config["lr_decay_every"]),
-                                                        float(config["lr_decay"])))
+                                 on_step=schedule)
 
     # -- inference -----------------------------------------------------------------------------
 
@@ -236,9 +223,9 @@ class APNet(TrainedModel):
             width = windows.shape[-1]
             centres = [(int(s) + width / 2) / sr for s in starts.tolist()]
             if self.kind == "text":
-                inp = self._guidance_input(texts=[window_text(prompt, c) for c in centres])
+                inp = self.guidance_input(texts=[window_text(prompt, c) for c in centres])
             else:
-                inp = self._guidance_input(images=frame_fn(np.asarray(centres), size=tuple(self.config["image_size"])))
+                inp = self.guidance_input(images=frame_fn(np.asarray(centres), size=tuple(self.config["image_size"])))
             mix = stft_ri(windows[:, 0])
             _, left_mask, right_mask = self.net(mix, self.net.guidance_map(inp))
             return torch.stack([_waveform(mix, left_mask, width), _waveform(mix, right_mask, width)], dim=1)
@@ -309,14 +296,13 @@ class SepStereo(APNet):
         checkpoint_dir = Path(checkpoint_dir)
         every = int(config.get("checkpoint_every", 100))
 
-        optimizer, base = self._optimizer(config, prefix="sep_")
+        optimizer, schedule = self._optimizer(config, prefix="sep_")
         sep_batch = int(config["sep_batch_size"])
         self.separation_losses = train_loop(
             self.net, optimizer, lambda step: self.separation_loss(solo, step, sep_batch), int(config["sep_steps"]),
-            checkpoint_dir / "separation", every, desc=f"training {self.name}: separation",
-            on_step=self._schedule(optimizer, base, int(config["sep_lr_decay_every"]), float(config["sep_lr_decay"])))
+            checkpoint_dir / "separation", every, desc=f"training {self.name}: separation", on_step=schedule)
 
-        optimizer, base = self._optimizer(config)
+        optimizer, schedule = self._optimizer(config)
         batch, weight = int(config["batch_size"]), float(config["sep_weight"])
         offset = int(config["sep_steps"])  # the second stage's separation pairs are new ones
 
@@ -325,9 +311,7 @@ class SepStereo(APNet):
             return stereo + weight * self.separation_loss(solo, offset + step, batch)
 
         self.losses = train_loop(self.net, optimizer, loss_at, int(config["steps"]), checkpoint_dir / "stereo", every,
-                                 desc=f"training {self.name}: stereo + separation",
-                                 on_step=self._schedule(optimizer, base, int(config["lr_decay_every"]),
-                                                        float(config["lr_decay"])))
+                                 desc=f"training {self.name}: stereo + separation", on_step=schedule)
 
 
 class SepStereoVisual(SepStereo):

@@ -26,9 +26,9 @@ from torch import nn
 
 from baselines.common.text_encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
 from baselines.common.trained import TrainedModel
-from baselines.common.training import CropSampler, train_loop
+from baselines.common.training import CropSampler, step_decay, train_loop
 from baselines.common.unet import MaskUNet, apply_complex_mask, istft_ri, stft_ri
-from baselines.common.visual import ResNet18Features, frames_to_tensor, load_resnet18_weights
+from baselines.common.visual import ResNet18Features, load_resnet18_weights
 from baselines.tas import window_text
 from tas_eval.audio import SAMPLE_RATE, binaural_from_difference
 
@@ -113,17 +113,12 @@ class Mono2Binaural(TrainedModel):
         weights = None if loading else config.get("visual_weights")
         self.net = Mono2BinauralNet(self.kind, _cond_dim(self.kind, config), int(config["ngf"]), text_dim, weights)
 
-    def _guidance_input(self, texts=None, images=None) -> torch.Tensor:
-        if self.kind == "text":
-            return self.text_encoder.encode(texts).pooled.to(self.device)
-        return frames_to_tensor(images).to(self.device)
-
     # -- training --------------------------------------------------------------------------
 
     def _batch_guidance(self, sampler: CropSampler, batch: dict) -> torch.Tensor:
         if self.kind == "text":
-            return self._guidance_input(texts=batch["prompts"])
-        return self._guidance_input(images=sampler.frames(batch["item_ids"], batch["centres_s"], self.config["image_size"]))
+            return self.guidance_input(texts=batch["prompts"])
+        return self.guidance_input(images=sampler.frames(batch["item_ids"], batch["centres_s"], self.config["image_size"]))
 
     def training_loss(self, batch: dict, guidance_input: torch.Tensor) -> torch.Tensor:
         """MSE between the masked mixture STFT and the STFT of L - R (top bin dropped, as the reference)."""
@@ -151,13 +146,7 @@ class Mono2Binaural(TrainedModel):
         else:
             groups = [{"params": self.net.parameters(), "lr": float(config["lr"])}]
         optimizer = torch.optim.Adam(groups, betas=betas, weight_decay=float(config["weight_decay"]))
-        base_lrs = [g["lr"] for g in optimizer.param_groups]
-        every, decay = int(config["lr_decay_every"]), float(config["lr_decay"])
-
-        def schedule(step: int) -> None:
-            # the reference multiplies the rates by 0.94 every 10 epochs; set from the step so resuming is exact
-            for g, lr in zip(optimizer.param_groups, base_lrs):
-                g["lr"] = lr * decay ** (step // every)
+        schedule = step_decay(optimizer, int(config["lr_decay_every"]), float(config["lr_decay"]))
 
         def loss_at(step: int) -> torch.Tensor:
             return self.batch_loss(sampler, sampler.batch(step, int(config["batch_size"])))
@@ -175,9 +164,9 @@ class Mono2Binaural(TrainedModel):
             width = windows.shape[-1]
             centres = [(int(s) + width / 2) / sr for s in starts.tolist()]
             if self.kind == "text":
-                guidance = self._guidance_input(texts=[window_text(prompt, c) for c in centres])
+                guidance = self.guidance_input(texts=[window_text(prompt, c) for c in centres])
             else:
-                guidance = self._guidance_input(images=frame_fn(np.asarray(centres), size=tuple(self.config["image_size"])))
+                guidance = self.guidance_input(images=frame_fn(np.asarray(centres), size=tuple(self.config["image_size"])))
             mix = stft_ri(windows[:, 0])
             spec = apply_complex_mask(mix, self.net(mix, guidance))
             spec = torch.nn.functional.pad(spec, (0, 0, 0, 1))  # the dropped top bin comes back as zeros

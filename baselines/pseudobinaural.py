@@ -54,10 +54,10 @@ class PseudoBinaural(APNet):
     def _pseudo_map(self, batch: dict) -> torch.Tensor:
         """Guidance maps of pseudo crops: their scenes' pictures, or their prompts."""
         if self.kind == "text":
-            return self.net.guidance_map(self._guidance_input(texts=batch["prompts"]))
+            return self.net.guidance_map(self.guidance_input(texts=batch["prompts"]))
         size = tuple(self.config["image_size"])
         frames = np.stack([pseudo_frame(scene, size) for scene in batch["scenes"]])
-        return self.net.guidance_map(self._guidance_input(images=frames))
+        return self.net.guidance_map(self.guidance_input(images=frames))
 
     def mixed_loss(self, sampler, pseudo: PseudoSampler, step: int, batch_size: int) -> torch.Tensor:
         """The loss of one training batch: ``real_share`` of it real crops, the rest pseudo crops."""
@@ -79,13 +79,11 @@ class PseudoBinaural(APNet):
         """Train on the train part of ``split`` and pseudo data from its sources; resumes from ``checkpoint_dir``."""
         sampler = self._prepare(dataset, split, config, device, seed)
         pseudo = PseudoSampler(SoloSources(dataset, split, float(config["crop_s"]), seed, self.name))
-        optimizer, base = self._optimizer(config)
+        optimizer, schedule = self._optimizer(config)
         batch = int(config["batch_size"])
         self.losses = train_loop(self.net, optimizer, lambda step: self.mixed_loss(sampler, pseudo, step, batch),
                                  int(config["steps"]), checkpoint_dir, int(config.get("checkpoint_every", 100)),
-                                 desc=f"training {self.name}",
-                                 on_step=self._schedule(optimizer, base, int(config["lr_decay_every"]),
-                                                        float(config["lr_decay"])))
+                                 desc=f"training {self.name}", on_step=schedule)
 
 
 class PseudoBinauralVisual(PseudoBinaural):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from baselines.common.inference import spatialize_clips
+from baselines.common.visual import frames_to_tensor
 from tas_eval.audio import SAMPLE_RATE
 from tas_eval.errors import UserError
 from tas_eval.models import Model
@@ -63,6 +64,13 @@ class TrainedModel(Model):
             raise UserError(f"The model '{self.name}' is text-guided and needs prompts.")
         if "visual" in self.guidance and frames is None:
             raise UserError(f"The model '{self.name}' is visually guided and needs frames.")
+
+    def guidance_input(self, texts=None, images=None) -> torch.Tensor:
+        """On the model's device: the frozen text encoder's pooled embeddings (B, d) of ``texts``, or else the
+        normalized frames (B, 3, H, W) of uint8 ``images`` (B, H, W, 3)."""
+        if texts is not None:
+            return self.text_encoder.encode(list(texts)).pooled.to(self.device)
+        return frames_to_tensor(images).to(self.device)
 
     def clip_predictor(self, prompt, frame_fn, sr: int):
         """The window predictor of one clip: ``window_predictor(prompt, frame_fn, sr)``; a diffusion model

@@ -98,6 +98,21 @@ class CropSampler:
         return np.stack(out)
 
 
+def step_decay(optimizer: torch.optim.Optimizer, every: int, decay: float) -> Callable[[int], None]:
+    """``on_step`` for train_loop: every rate of ``optimizer`` = its initial rate x ``decay`` ** (step // ``every``).
+
+    The FAIR-Play reference scripts multiply the rates by a factor every k epochs; setting them from the step
+    makes a resumed run exact.
+    """
+    base = [g["lr"] for g in optimizer.param_groups]
+
+    def on_step(step: int) -> None:
+        for g, lr in zip(optimizer.param_groups, base):
+            g["lr"] = lr * decay ** (step // every)
+
+    return on_step
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     """torch.save through the one atomic writer (a killed run never leaves half a state)."""
     with atomic_path(path) as tmp:
