@@ -2,6 +2,7 @@
 
     python3 benchmarks/models_speed.py [--profile small] [--models ours_saf,mono2binaural_visual]
                                        [--device cpu|cuda] [--steps 3] [--seconds 10] [--train-only]
+                                       [--precisions fp32,bf16]
 
 For each model, at the settings of ``--profile`` (its configs dict), from a fresh network:
   - training: ``--steps`` optimizer steps on random crops and prompts (after one warm-up step);
@@ -13,6 +14,8 @@ For each model, at the settings of ``--profile`` (its configs dict), from a fres
     and a loop of one window per call (``max_batch=1``); the loop's time over each batched time, and
     the largest absolute difference between the outputs (the same seeds are used, so it should be ~1e-6).
 ``--train-only`` skips the inference figures (the paper profile's 50-step sampling takes hours on a CPU).
+``--precisions`` times each model in each precision of ``tas-eval run --precision`` (tas_eval.device.autocast:
+bf16 runs the networks under bfloat16 autocast), one row each.
 The device, torch's thread count and the torch version are printed with the numbers: CPU figures
 depend on how many other jobs share the machine, so compare rows of one run only.
 """
@@ -27,6 +30,7 @@ import torch
 
 from baselines.common.inference import window_chunk
 from tas_eval.audio import mono_from_binaural, sliding_window_inference, window_starts
+from tas_eval.device import autocast
 from tas_eval.models import get_model_class
 
 # Sep-Stereo and PseudoBinaural are APNet at inference; their training steps add separation pairs or pseudo
@@ -145,26 +149,31 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the inference clip")
     parser.add_argument("--train-only", action="store_true", help="time training only")
+    parser.add_argument("--precisions", default="fp32", help="comma-separated, of fp32 and bf16")
     args = parser.parse_args()
+    runs = [(name.strip(), p.strip()) for name in args.models.split(",") for p in args.precisions.split(",")]
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     print(f"device {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"profile {args.profile}" + ("" if args.train_only else f", {args.seconds:g} s clip"))
     if args.train_only:
-        print(f"{'model':22s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'profile steps':>13s} "
+        print(f"{'model':22s} {'prec':>4s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'profile steps':>13s} "
               f"{'hours for them':>14s}")
-        for name in args.models.split(","):
-            r = measure(name.strip(), args.profile, args.device, args.steps, args.seconds, train_only=True)
-            print(f"{r['model']:22s} {r['batch']:5d} {r['train_steps_per_s']:12.4f} {r['train_cpu_s_per_step']:10.2f} "
+        for name, precision in runs:
+            with autocast(args.device, precision):
+                r = measure(name, args.profile, args.device, args.steps, args.seconds, train_only=True)
+            print(f"{r['model']:22s} {precision:>4s} {r['batch']:5d} {r['train_steps_per_s']:12.4f} "
+                  f"{r['train_cpu_s_per_step']:10.2f} "
                   f"{r['steps']:13d} {r['steps'] / r['train_steps_per_s'] / 3600:14.2f}", flush=True)
         return
     print("all: every window in one call; chunk: the windows per call spatialize uses here (0 = all); "
           "loop: one window per call; x: loop time / batched time")
-    header = (f"{'model':22s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'RTF':>7s} {'windows':>7s} "
+    header = (f"{'model':22s} {'prec':>4s} {'batch':>5s} {'train step/s':>12s} {'cpu s/step':>10s} {'RTF':>7s} {'windows':>7s} "
               f"{'chunk':>5s} {'all s':>6s} {'chunk s':>7s} {'loop s':>7s} {'x all':>5s} {'x chunk':>7s} {'max|diff|':>9s}")
     print(header)
-    for name in args.models.split(","):
-        r = measure(name.strip(), args.profile, args.device, args.steps, args.seconds)
-        print(f"{r['model']:22s} {r['batch']:5d} {r['train_steps_per_s']:12.3f} {r['train_cpu_s_per_step']:10.2f} "
+    for name, precision in runs:
+        with autocast(args.device, precision):
+            r = measure(name, args.profile, args.device, args.steps, args.seconds)
+        print(f"{r['model']:22s} {precision:>4s} {r['batch']:5d} {r['train_steps_per_s']:12.3f} {r['train_cpu_s_per_step']:10.2f} "
               f"{r['rtf']:7.3f} {r['windows']:7d} {r['chunk']:5d} {r['all_s']:6.2f} {r['chunked_s']:7.2f} "
               f"{r['looped_s']:7.2f} {r['speedup_all']:5.1f} {r['speedup_chunked']:7.1f} {r['max_abs_diff']:9.1e}",
               flush=True)

@@ -1,8 +1,9 @@
-"""The one device switch (``--device auto|cpu|cuda``), the one thread switch (``--threads``), how results
-name a device, and seeding."""
+"""The one device switch (``--device auto|cpu|cuda``), the one thread switch (``--threads``), the one precision
+switch of models (``--precision``), how results name a device, and seeding."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -80,3 +81,41 @@ def set_threads(spec: str | int | None = "auto") -> int:
     n = resolve_threads(spec)
     torch.set_num_threads(n)
     return n
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(spec: str, device: str, autocast_ok: bool) -> str:
+    """The model precision of ``--precision``: "fp32" or "bf16" (bfloat16 autocast of the model's networks).
+
+    "auto" is bf16 on a CUDA device for a model whose networks allow it (``autocast_ok``), fp32 otherwise:
+    on a CPU without bfloat16 units autocast is slower, and a model without networks has nothing to cast.
+    An explicit "bf16" for a model that does not allow it is a UserError.
+    """
+    if spec not in PRECISIONS:
+        raise UserError(f"--precision {spec}: use one of {', '.join(PRECISIONS)}.")
+    if spec == "auto":
+        return "bf16" if autocast_ok and device.startswith("cuda") else "fp32"
+    if spec == "bf16" and not autocast_ok:
+        raise UserError("--precision bf16 was asked for, but this model has no network that runs under bfloat16 "
+                        "autocast; use --precision fp32.")
+    return spec
+
+
+def autocast(device: str, precision: str):
+    """The context a model trains and predicts in: torch.autocast to bfloat16 for "bf16", nothing for "fp32".
+
+    Under autocast only the operations on torch's lower-precision list (convolutions, matrix products, linear
+    layers) run in bfloat16; reductions, losses, softmax and every FFT keep float32. The metrics never run in
+    this context: they keep the float64/float32 their definitions need.
+    """
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def float32_region(device):
+    """A context in which autocast is off: the signal processing around a model's networks (filterbanks, masks,
+    training targets) stays in the precision of its inputs when the networks run under bfloat16."""
+    return torch.autocast(device_type=torch.device(device).type, enabled=False)

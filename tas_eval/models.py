@@ -10,6 +10,8 @@ A model is a class (a baseline in ``baselines/`` or a user's package) that decla
     paper: str                 citation of the paper it reimplements
     description: str           one line for listings and model.json
     trains: bool               False = training-free (fit is a no-op)
+    autocast_ok: bool          True = its networks may train and predict under bfloat16 autocast
+                               (``--precision bf16``, the default on a GPU); False (the default) = float32
     configs: dict[str, dict]   training/inference settings per profile: "paper" (the paper's
                                settings) and "small" (a CPU profile) at least
 
@@ -40,7 +42,8 @@ How the runner uses a model: ``cls()`` (no arguments); if ``trains``: ``fit(...)
 ``save(final)`` unless a matching checkpoint exists, then ``load(final)`` (so save must store
 everything load needs: weights AND config); then ``to(device)`` for every model, so that inference
 runs on the device the results record (a torch.nn.Module is also put in eval mode); ``spatialize``
-runs under torch.inference_mode() on batches of test clips, ``mono`` on that device. A model may
+runs under torch.inference_mode() on batches of test clips, ``mono`` on that device. ``fit`` and
+``spatialize`` run inside ``tas_eval.device.autocast(device, precision)``. A model may
 set ``last_notes`` (a list of B dicts of numbers) in spatialize: the runner sums them over the test
 items into the results' extra field (text_pan reports its parser fallbacks this way).
 
@@ -111,6 +114,8 @@ class Model:
     paper: str = ""
     description: str = ""
     trains: bool = False
+    # Whether its networks may train and predict under bfloat16 autocast (``--precision``).
+    autocast_ok: bool = False
     configs: dict[str, dict] = {"paper": {}, "small": {}}
 
     def fit(self, dataset, split: int, config: dict, device: str, seed: int, checkpoint_dir: Path) -> None:

@@ -11,8 +11,9 @@ Where things go (under tas_eval.paths.runs_root(), keyed by the run key below)::
                                        predictions/<item_id>.wav, model.json; notes/<item_id>.json
                                        (per-item notes of the model, e.g. parser fallbacks)
 
-The run key is the sha256 of (model name and version, config, dataset content hash, split, seed, and
-for a visually guided model the hash of the frames it reads where the dataset keeps frames as files):
+The run key is the sha256 of (model name and version, config, dataset content hash, split, seed, the
+precision when it is not float32, and for a visually guided model the hash of the frames it reads where
+the dataset keeps frames as files):
 a checkpoint or prediction made with anything else is never reused. A checkpoint is reused only when
 its bytes match the sha256 recorded when it was saved, and predictions only with the checkpoint sha
 their folder names. Every file is written atomically (tas_eval.io), a checkpoint or predictions
@@ -37,7 +38,7 @@ from tqdm import tqdm
 
 from tas_eval.audio import write_wav
 from tas_eval.data.protocol import NUM_SPLITS, Dataset
-from tas_eval.device import describe_device, resolve_device, seed_everything
+from tas_eval.device import autocast, describe_device, resolve_device, resolve_precision, seed_everything
 from tas_eval.errors import UserError
 from tas_eval.evaluation import evaluate_predictions
 from tas_eval.io import atomic_path, folder_lock, remove_leftovers, write_bytes_atomic, write_json_atomic
@@ -84,12 +85,15 @@ def parse_splits(split: int | None, splits: str | None) -> list[int]:
 
 
 def run_key(model_name: str, config: dict, content_hash: str, split: int, seed: int, model_version: str = "1",
-            frames_sha256: str | None = None) -> str:
-    """sha256 identifying a trained model / prediction set: model and its version, config, data, split and seed."""
+            frames_sha256: str | None = None, precision: str = "fp32") -> str:
+    """sha256 identifying a trained model / prediction set: model and its version, config, data, split, seed
+    and precision (float32 keys carry no precision field, so they are the keys of runs made before it existed)."""
     identity = {"model": model_name, "version": model_version, "config": config, "dataset": content_hash,
                 "split": split, "seed": seed}
     if frames_sha256 is not None:
         identity["frames"] = frames_sha256
+    if precision != "fp32":
+        identity["precision"] = precision
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -112,9 +116,11 @@ def check_guidance(cls: type, dataset: Dataset, splits: list[int]) -> None:
 # ----------------------------------------------------------------------------------------- training
 
 
-def trained_with(device: str) -> dict:
-    """What, besides config, data and seed, decides the trained weights: device, torch threads and version."""
-    return {"device": describe_device(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+def trained_with(device: str, precision: str = "fp32") -> dict:
+    """What, besides config, data and seed, decides the trained weights: device, precision, torch threads and
+    version."""
+    return {"device": describe_device(device), "precision": precision, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def _sha_record(final: Path) -> Path:
@@ -142,8 +148,10 @@ def _load_checkpoint(cls: type, final: Path):
     return model, actual, None
 
 
-def prepare_model(cls: type, dataset: Dataset, split: int, config: dict, device: str, seed: int, key: str):
-    """An instance of ``cls`` ready to predict: trained (or loaded from a matching checkpoint) if it trains.
+def prepare_model(cls: type, dataset: Dataset, split: int, config: dict, device: str, seed: int, key: str,
+                  precision: str = "fp32"):
+    """An instance of ``cls`` ready to predict: trained (or loaded from a matching checkpoint) if it trains,
+    in ``precision`` (tas_eval.device.autocast).
 
     A checkpoint is reused only when its bytes match the sha256 recorded when it was saved and it
     loads; otherwise it is named, discarded and the model is trained again (resuming from the last
@@ -170,10 +178,11 @@ def prepare_model(cls: type, dataset: Dataset, split: int, config: dict, device:
             model = cls()
             seed_everything(seed)
             start = time.perf_counter()
-            model.fit(dataset, split, config, device, seed, ckpt_dir)
+            with autocast(device, precision):
+                model.fit(dataset, split, config, device, seed, ckpt_dir)
             seconds = time.perf_counter() - start
             # A run resumed after an interruption records the threads of the run that finished it.
-            write_json_atomic(ckpt_dir / TRAINED_WITH, trained_with(device))
+            write_json_atomic(ckpt_dir / TRAINED_WITH, trained_with(device, precision))
             with atomic_path(final) as tmp:
                 model.save(tmp)
                 digest = file_sha256(tmp)
@@ -202,15 +211,17 @@ def _batches(ids: list[str], lengths: dict[str, int], batch_size: int) -> list[l
 
 
 def predict_split(model, dataset: Dataset, split: int, out_dir: Path, device: str, seed: int,
-                  batch_size: int = 4) -> dict:
+                  batch_size: int = 4, precision: str = "fp32") -> dict:
     """Write ``out_dir/predictions/<item_id>.wav`` for every test item not already written, and model.json.
 
-    The model gets ``to(device)`` first, so that ``spatialize`` runs on the device the results record.
+    The model gets ``to(device)`` first, so that ``spatialize`` runs on the device the results record, in
+    ``precision`` (tas_eval.device.autocast).
     Returns {"predicted": items written now, "skipped": items found done, "rescaled": items scaled
     down to avoid clipping (now), "notes": per-item notes summed over ALL test items}.
     """
     with folder_lock(out_dir):
-        return _predict(model, dataset, split, out_dir, device, seed, batch_size)
+        with autocast(device, precision):
+            return _predict(model, dataset, split, out_dir, device, seed, batch_size)
 
 
 def _spatialize(model, info: dict, mono: torch.Tensor, sr: int, prompts, frames, seed: int) -> tuple[np.ndarray, list]:
@@ -311,14 +322,17 @@ def run_model(
     generative: GenerativeOptions | None = None,
     localizer: str | None = None,
     assessor=None,
+    precision: str = "auto",
 ) -> list[dict]:
     """Train (or reuse), predict, evaluate and record ``model_name`` on each split of ``dataset``; returns
-    the results dicts. A model that needs guidance some item lacks stops before anything runs."""
+    the results dicts. A model that needs guidance some item lacks stops before anything runs.
+    ``precision`` is the model's (tas_eval.device.resolve_precision); the metrics keep their own."""
     t0 = time.perf_counter()
     cls = get_model_class(model_name)
     device = resolve_device(device)
     train_profile = train_profile or ("paper" if device.startswith("cuda") else "small")
     config = model_config(cls, train_profile)
+    precision = resolve_precision(precision, device, bool(getattr(cls, "autocast_ok", False)))
     check_guidance(cls, dataset, splits)
     for split in splits:  # the data each split reads matches the content hash the results will record
         dataset.check_files(sorted(set(dataset.split_ids(split, "test"))
@@ -332,16 +346,17 @@ def run_model(
         if "visual" in set(getattr(cls, "guidance", ())):
             parts = ("train", "test") if info["trains"] else ("test",)
             frames_sha = dataset.frames_sha256(sorted({i for p in parts for i in dataset.split_ids(split, p)}))
-        key = run_key(cls.name, config, content_hash, split, seed, info["version"], frames_sha)
-        model, ckpt_sha, fit_seconds, trained = prepare_model(cls, dataset, split, config, device, seed, key)
+        key = run_key(cls.name, config, content_hash, split, seed, info["version"], frames_sha, precision)
+        model, ckpt_sha, fit_seconds, trained = prepare_model(cls, dataset, split, config, device, seed, key, precision)
         # Predictions belong to the weights that made them: a new checkpoint is a new predictions folder.
         run_name = f"{cls.name}-{key[:16]}" + (f"-{ckpt_sha[:16]}" if ckpt_sha else "")
         run_dir = runs_root() / "predictions" / dataset.id / f"split{split}" / run_name
         start = time.perf_counter()
         pred = predict_split(model, dataset, split, run_dir, device, seed,
-                             batch_size=int(config.get("inference_batch", 4)))
+                             batch_size=int(config.get("inference_batch", 4)), precision=precision)
         predict_seconds = time.perf_counter() - start
-        extra = {"config_profile": train_profile, "run_key": key, "model_version": info["version"],
+        extra = {"config_profile": train_profile, "precision": precision, "run_key": key,
+                 "model_version": info["version"],
                  "guidance": info["guidance"], "paper": info["paper"], "model_notes": pred["notes"],
                  "items_predicted_in_this_run": pred["predicted"], "torch_threads": torch.get_num_threads(),
                  "trained_with": trained}

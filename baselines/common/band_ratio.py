@@ -19,6 +19,8 @@ import librosa
 import numpy as np
 import torch
 
+from tas_eval.device import float32_region
+
 RATIO_LIMIT = 2.0  # |r| is clipped here: |D| > 2 |M| only where L and R nearly cancel in the mono mix
 FLOOR = 1e-3  # the energy floor, relative to the mean band energy of the window
 
@@ -40,8 +42,9 @@ def band_ratio(mono_spec: torch.Tensor, diff_spec: torch.Tensor, sr: int, bands:
     """Complex STFTs (B, bins, frames) of M and D -> the band ratios as (B, 2, frames, bands) real/imaginary."""
     w, _ = _filters(sr, 2 * (mono_spec.shape[1] - 1), bands)
     w = torch.as_tensor(w, dtype=mono_spec.real.dtype, device=mono_spec.device)
-    cross = torch.einsum("bf,nft->ntb", w.to(mono_spec.dtype), diff_spec * mono_spec.conj())
-    energy = torch.einsum("bf,nft->ntb", w, mono_spec.abs() ** 2)
+    with float32_region(mono_spec.device):
+        cross = torch.einsum("bf,nft->ntb", w.to(mono_spec.dtype), diff_spec * mono_spec.conj())
+        energy = torch.einsum("bf,nft->ntb", w, mono_spec.abs() ** 2)
     floor = FLOOR * energy.mean(dim=(1, 2), keepdim=True) + 1e-12
     ratio = cross / (energy + floor)
     return clip_ratio(torch.stack([ratio.real, ratio.imag], dim=1))
@@ -56,9 +59,11 @@ def clip_ratio(ratio: torch.Tensor) -> torch.Tensor:
 def ratio_mask(ratio: torch.Tensor, sr: int, n_fft: int) -> torch.Tensor:
     """Band ratios (B, 2, frames, bands) -> complex mask (B, bins, frames) on the mono STFT."""
     _, synth = _filters(sr, n_fft, ratio.shape[-1])
+    ratio = ratio.float()  # a ratio sampled under bfloat16 autocast: the mask is built in float32
     synth = torch.as_tensor(synth, dtype=ratio.dtype, device=ratio.device)
-    real = torch.einsum("bf,ntb->nft", synth, ratio[:, 0])
-    imag = torch.einsum("bf,ntb->nft", synth, ratio[:, 1])
+    with float32_region(ratio.device):
+        real = torch.einsum("bf,ntb->nft", synth, ratio[:, 0])
+        imag = torch.einsum("bf,ntb->nft", synth, ratio[:, 1])
     return torch.complex(real, imag)
 
 
@@ -67,4 +72,5 @@ def log_mel(spec: torch.Tensor, sr: int, bands: int) -> torch.Tensor:
     AudioLDM's "dynamic range compression" of the mono signal, the model's condition."""
     w, _ = _filters(sr, 2 * (spec.shape[1] - 1), bands)
     w = torch.as_tensor(w, dtype=spec.real.dtype, device=spec.device)
-    return torch.log(torch.einsum("bf,nft->ntb", w, spec.abs()).clamp_min(1e-5))[:, None]
+    with float32_region(spec.device):
+        return torch.log(torch.einsum("bf,nft->ntb", w, spec.abs()).clamp_min(1e-5))[:, None]

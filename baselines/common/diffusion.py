@@ -55,6 +55,8 @@ class GaussianDiffusion:
         return torch.mean((pred - target) ** 2)
 
     def _x0_eps(self, x_t: torch.Tensor, t: torch.Tensor, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # the sampler's state keeps x_t's precision (float32) when the network ran under bfloat16 autocast
+        pred = pred.to(torch.promote_types(pred.dtype, x_t.dtype))
         ab = self._ab(t, x_t)
         if self.parameterization == "eps":
             eps = pred

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from tas_eval.audio import SAMPLE_RATE, resample
+from tas_eval.device import float32_region
 from tas_eval.errors import UserError
 
 
@@ -58,7 +59,8 @@ class MelDomain:
                           return_complex=True).abs()
         basis = torch.from_numpy(librosa.filters.mel(sr=self.sr, n_fft=self.n_fft, n_mels=self.bands, fmin=0.0,
                                                      fmax=self.fmax)).float().to(x.device)
-        return torch.log((basis @ spec).clamp_min(self.floor)).transpose(1, 2)[:, None]
+        with float32_region(x.device):
+            return torch.log((basis @ spec).clamp_min(self.floor)).transpose(1, 2)[:, None]
 
 
 HIFIGAN = MelDomain("hifigan", 22050, 1024, 256, 1024, 80, 8000.0, 1e-7)

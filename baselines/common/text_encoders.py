@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tas_eval.device import float32_region
 from tas_eval.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ class TextEncoder(nn.Module):
         batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.model_type in ("clip", "clip_text_model", "t5", "mt5", "umt5"):
             batch.pop("token_type_ids", None)
-        out = self.model(**batch)
+        with float32_region(device):  # the frozen features and their cache do not depend on --precision
+            out = self.model(**batch)
         states = out.last_hidden_state.float()
         mask = batch["attention_mask"].bool()
         if self.model_type in ("clip", "clip_text_model"):

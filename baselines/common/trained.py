@@ -20,6 +20,9 @@ class TrainedModel(Model):
     """
 
     trains = True
+    # Convolutions and matrix products: what bfloat16 autocast casts; each model's STFTs, masks, diffusion
+    # schedule and losses stay float32 under it (tas_eval.device.autocast).
+    autocast_ok = True
     # Windows per forward call on a CPU, in samples of window (baselines/common/inference.py:window_chunk);
     # None: every window of a clip in one call, as on a GPU.
     cpu_chunk_samples: int | None = None

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training and inference seed")
     p.add_argument("--train-profile", default=None, help="training config profile of the model (default: per device)")
     p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: ./results)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="the model's precision: bf16 trains and predicts under bfloat16 autocast (default auto: bf16 "
+                        "on a GPU for models that allow it, else fp32; the metrics always keep theirs); recorded")
     _add_threads_option(p)
     _add_generative_options(p)
     p.set_defaults(handler="run")

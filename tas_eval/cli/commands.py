@@ -79,10 +79,11 @@ def run(args) -> int:
     all_results = run_model(args.model, splits, dataset, device=args.device, seed=args.seed,
                             train_profile=args.train_profile, results_root=args.results,
                             generative=generative_options(args), localizer=args.localizer_checkpoint,
-                            assessor=assessor_options(args))
+                            assessor=assessor_options(args), precision=args.precision)
     first = all_results[0]
     folders = [results_dir(args.results, r["dataset"]["id"], r["split"], r["model"]) for r in all_results]
-    _print_results(all_results, folders, f"{first['model']} on {first['dataset']['id']} (device {first['device']})")
+    _print_results(all_results, folders, f"{first['model']} on {first['dataset']['id']} (device {first['device']}, "
+                                         f"precision {first['extra']['precision']})")
     return 0
 
 

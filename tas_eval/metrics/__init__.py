@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from tas_eval.audio import peak_normalize
+from tas_eval.device import float32_region
 from tas_eval.errors import UserError
 from tas_eval.metrics.base import Metric, MetricRecord, SetMetric, summarize
 from tas_eval.metrics.transforms import TransformCache
@@ -196,7 +197,8 @@ def compute_metrics(
             c = torch.stack([cfs[i] for i in chunk]).to(device=device, dtype=torch.float64)
             ctx["counterfactual"] = peak_normalize(c) if normalize else c
         for m in metrics:
-            values = m.fn(p, r, sr, **ctx)
+            with float32_region(device):  # a caller's bfloat16 autocast never reaches a metric
+                values = m.fn(p, r, sr, **ctx)
             if tuple(values.shape) != (len(chunk),):
                 raise RuntimeError(f"Metric '{m.id}' returned shape {tuple(values.shape)} for {len(chunk)} items.")
             out[m.id][chunk] = values.detach().to("cpu", torch.float64).numpy()
@@ -273,13 +275,16 @@ def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequenc
             continue
         out.records[mid] = record
         out.per_item[mid] = v
-    out.records.update(compute_generative(preds, refs, sr, generative, item_ids=item_ids, metric_ids=set_metric_ids,
-                                          dataset_hash=dataset_hash, split=split, device=device))
+    with float32_region(device):
+        out.records.update(compute_generative(preds, refs, sr, generative, item_ids=item_ids,
+                                              metric_ids=set_metric_ids, dataset_hash=dataset_hash, split=split,
+                                              device=device))
     qa_ids = None if metric_ids is None else [i for i in set_metric_ids if getattr(get_metric(i), "kind", "") == "qa"]
     if qa_ids is None or qa_ids:
-        records, out.answers, out.qa_note = compute_qa(preds, refs, item_ids=list(item_ids), questions=questions,
-                                                       options=assessor, metric_ids=qa_ids, device=device,
-                                                       dataset_hash=dataset_hash, split=split)
+        with float32_region(device):
+            records, out.answers, out.qa_note = compute_qa(preds, refs, item_ids=list(item_ids), questions=questions,
+                                                           options=assessor, metric_ids=qa_ids, device=device,
+                                                           dataset_hash=dataset_hash, split=split)
         if out.qa_note and qa_ids:
             raise UserError(f"The question-answering metrics cannot be computed: {out.qa_note}.")
         if out.qa_note:

@@ -217,7 +217,7 @@ def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchm
     (first,) = run_model("counting_gain", [1], tiny_benchmark, seed=0, **common)
     assert _CountingGain.fits == 1 and first["checkpoint_sha256"] is not None
     threads = torch.get_num_threads()
-    trained = {"device": "cpu", "torch_threads": threads, "torch": torch.__version__}
+    trained = {"device": "cpu", "precision": "fp32", "torch_threads": threads, "torch": torch.__version__}
     assert first["extra"]["trained_with"] == trained and first["extra"]["torch_threads"] == threads
     torch.set_num_threads(threads + 1)
     try:
@@ -231,6 +231,30 @@ def test_a_trained_checkpoint_is_reused_only_when_everything_matches(tiny_benchm
     assert again["extra"]["trained_with"] == trained and again["extra"]["torch_threads"] == threads + 1
     run_model("counting_gain", [1], tiny_benchmark, seed=1, **common)  # another seed is another run key
     assert _CountingGain.fits == 2
+
+
+def test_bf16_trains_and_predicts_under_autocast_is_recorded_and_never_reuses_float32(tiny_benchmark, tmp_path,
+                                                                                      counting_gain):
+    from tas_eval.errors import UserError
+    from tas_eval.evaluation import evaluate_predictions
+    from tas_eval.paths import runs_root
+    from tas_eval.runner import run_model
+
+    common = dict(device="cpu", train_profile="tiny", metric_ids=["stft", "env", "side_acc"])
+    (fp32,) = run_model("ours_saf", [1], tiny_benchmark, results_root=tmp_path / "a", **common)
+    (bf16,) = run_model("ours_saf", [1], tiny_benchmark, results_root=tmp_path / "b", precision="bf16", **common)
+    assert fp32["extra"]["precision"] == "fp32"  # auto on a CPU
+    assert bf16["extra"]["precision"] == "bf16" and bf16["extra"]["trained_with"]["precision"] == "bf16"
+    assert bf16["extra"]["run_key"] != fp32["extra"]["run_key"]
+    assert bf16["checkpoint_sha256"] != fp32["checkpoint_sha256"]
+    # The metrics of a bf16 run are those of the one evaluation path on its predictions, outside autocast.
+    key = bf16["extra"]["run_key"][:16]
+    (pred_dir,) = runs_root().glob(f"predictions/*/split1/ours_saf-{key}*/predictions")
+    again, _ = evaluate_predictions(pred_dir, tiny_benchmark, 1, name="copy", results_root=tmp_path / "c",
+                                    device="cpu", metric_ids=common["metric_ids"])
+    assert {k: v["value"] for k, v in again["metrics"].items()} == {k: v["value"] for k, v in bf16["metrics"].items()}
+    with pytest.raises(UserError, match="--precision bf16"):
+        run_model("counting_gain", [1], tiny_benchmark, device="cpu", results_root=tmp_path / "d", precision="bf16")
 
 
 def test_several_splits_report_the_mean(tiny_benchmark, tmp_path, capsys):
@@ -308,22 +332,3 @@ def test_a_trained_baseline_moves_its_networks_to_the_device(name):
     model._build(model.configs["tiny"])
     model.to("cuda")
     assert {p.device.type for p in model.net.parameters()} == {"cuda"}
-
-
-def test_the_prepared_device_run_dry_runs_on_a_cpu(tiny_benchmark, tmp_path):
-    """scripts/device_run.sh with DEVICE=cpu DRY_RUN=1: every step runs and the outputs come back."""
-    import tarfile
-
-    out = tmp_path / "out"
-    env = dict(_env(tmp_path / "home"), OUT=str(out), DATA=str(tiny_benchmark.root), DEVICE="cpu", DRY_RUN="1")
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "device_run.sh")], env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["device_tests.txt", "env.txt", "results.tar", "run_ours_saf.txt",
-                                                     "speed.txt"]
-    assert "device-tests: exit 0" in (out / "device_tests.txt").read_text()
-    with tarfile.open(out / "results.tar") as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith("ours_saf/results.json"))
-        results = json.loads(tar.extractfile(member).read())
-    assert results["device"] == "cpu" and results["extra"]["config_profile"] == "tiny"
-    assert "ours_saf" in (out / "speed.txt").read_text()
