@@ -168,7 +168,7 @@ _PAPER_CONFIG = {
 }
 _SMALL_CONFIG = {
     **_PAPER_CONFIG,
-    "batch_size": 16, "steps": 1000, "ngf": 16, "c3d_width": 8, "image_size": [64, 64], "val_every": 100,
+    "batch_size": 16, "steps": 2000, "ngf": 16, "c3d_width": 16, "image_size": [64, 64], "val_every": 100,
     "val_batches": 4, "checkpoint_every": 50,
 }
 _TINY_CONFIG = {
