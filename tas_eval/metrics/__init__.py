@@ -32,7 +32,7 @@ from tas_eval.audio import peak_normalize
 from tas_eval.device import float32_region
 from tas_eval.errors import UserError
 from tas_eval.metrics.base import Metric, MetricRecord, SetMetric, summarize
-from tas_eval.metrics.transforms import TransformCache
+from tas_eval.metrics.transforms import TransformCache, whole_batches
 from tas_eval.registry import Registry
 
 __all__ = ["METRICS", "Metric", "MetricRecord", "Scores", "SetMetric", "compute_metrics", "get_metric", "list_metrics",
@@ -109,7 +109,8 @@ def _as_items(x, what: str) -> list[torch.Tensor]:
         items = list(x)
     else:
         items = list(x)
-    return [torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a) for a in items]
+    # a contiguous copy where needed: a view such as x[::-1] (the channels swapped) has a negative stride
+    return [torch.as_tensor(np.ascontiguousarray(a) if not isinstance(a, torch.Tensor) else a) for a in items]
 
 
 def _select(metric_ids: Sequence[str] | None, annotations, counterfactual) -> list[Metric]:
@@ -158,7 +159,7 @@ def compute_metrics(
     measures read (default: the packaged tas_loc weights).
     """
     if batch_size is None:
-        batch_size = 16 if torch.device(device).type == "cuda" else 1
+        batch_size = 16 if whole_batches(device) else 1
     preds, refs = _as_items(pred, "predictions"), _as_items(ref, "references")
     if len(preds) != len(refs):
         raise UserError(f"Got {len(preds)} predictions for {len(refs)} references.")

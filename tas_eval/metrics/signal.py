@@ -42,6 +42,7 @@ from tas_eval.metrics.transforms import (
     memo,
     power,
     stft,
+    whole_batches,
 )
 
 RICHARD_STFT = STFTParams(2048, 480, 1920, "reflect")
@@ -213,7 +214,7 @@ def mrstft(pred, ref, sr, **ctx):
     in the caches (benchmarks/metrics_speed.py); no other metric shares them.
     """
     total = torch.zeros(pred.shape[0], dtype=torch.float64, device=pred.device)
-    whole = torch.device(pred.device).type == "cuda"  # a GPU takes the whole spectra at once
+    whole = whole_batches(pred.device)
     for part in item_chunks(pred.shape[0], pred.device):
         items = len(range(pred.shape[0])[part])
         for params in MRSTFT_STFTS:

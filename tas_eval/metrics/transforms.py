@@ -76,10 +76,16 @@ def power(spec: torch.Tensor) -> torch.Tensor:
     return spec.real.square() + spec.imag.square()
 
 
+def whole_batches(device: torch.device | str) -> bool:
+    """Whether the metrics take whole batches and whole spectra at once on ``device``: on a GPU, yes; on a CPU
+    one clip (and for mrstft one block of frames) at a time, where big temporaries fall out of the caches.
+    The values are the same either way (tests/unit/test_metrics_signal.py runs the GPU layout on a CPU)."""
+    return torch.device(device).type == "cuda"
+
+
 def item_chunks(num_items: int, device: torch.device) -> list[slice]:
-    """Slices of the batch for the large transforms: one clip at a time on CPU, where big temporaries
-    fall out of the caches, the whole batch at once on a GPU."""
-    step = num_items if torch.device(device).type == "cuda" else 1
+    """Slices of the batch for the large transforms (``whole_batches``)."""
+    step = num_items if whole_batches(device) else 1
     return [slice(i, i + step) for i in range(0, num_items, step)]
 
 

@@ -183,3 +183,24 @@ def test_mrstft_does_not_depend_on_its_frame_blocks(monkeypatch):
         values.append(float(S.mrstft(pred, ref, SR)[0]))
     assert values[0] == pytest.approx(values[2], rel=1e-12) and values[1] == pytest.approx(values[2], rel=1e-12)
     assert values[2] == pytest.approx(R.mrstft(pred[0].numpy(), ref[0].numpy()), rel=1e-9)
+
+
+def test_the_gpu_layout_gives_the_cpu_layouts_values(tiny_benchmark, monkeypatch):
+    """Every per-item metric with the layout a GPU takes (whole batches, whole spectra), run on a CPU."""
+    import tas_eval.metrics as M
+    from tas_eval.metrics import signal as S
+    from tas_eval.metrics import transforms as T
+
+    ids = tiny_benchmark.split_ids(1, "test")[:3]
+    refs = [tiny_benchmark.binaural(i) for i in ids]
+    preds = [R.shift(r, 3) + 0.01 * np.random.default_rng(k).standard_normal(r.shape) for k, r in enumerate(refs)]
+    annotations = [tiny_benchmark.annotation(i) for i in ids]
+    cpu = compute_metrics(preds, refs, SR, annotations=annotations, counterfactual=[p[::-1] for p in preds])
+    for module in (M, S, T):
+        monkeypatch.setattr(module, "whole_batches", lambda device: True)
+    gpu = compute_metrics(preds, refs, SR, annotations=annotations, counterfactual=[p[::-1] for p in preds])
+    assert sorted(gpu) == sorted(cpu) and len(cpu) >= 20
+    for m in cpu:
+        # the localizer is a float32 network: its sums run in another order over a batch
+        rtol = 1e-6 if "localizer" in M.get_metric(m).needs else 1e-9
+        np.testing.assert_allclose(gpu[m], cpu[m], rtol=rtol, atol=1e-12, err_msg=m)
