@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +138,15 @@ def test_bf16_autocast_trains_and_spatializes_close_to_float32(name, tiny_benchm
     cast, plain = outs
     assert cast.dtype == torch.float32 and cast.shape == plain.shape and torch.isfinite(cast).all()
     assert float((cast - plain).norm() / plain.norm()) < 0.02
+
+
+def test_the_training_time_benchmark_times_the_real_fit(tiny_benchmark):
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "benchmarks/training_time.py", "--models", "sagm_visual", "--profile", "tiny",
+                           "--steps", "2", "--threads", "1", "--data", str(tiny_benchmark.root)], cwd=repo,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(repo)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = next(line.split() for line in done.stdout.splitlines() if line.startswith("sagm_visual "))
+    steps, seconds, per_step, profile_steps, extrapolated = row[1:]
+    assert steps == "2" and float(seconds) > 0 and profile_steps == "10"
+    assert float(extrapolated) == pytest.approx(float(per_step) * 10, abs=1)
