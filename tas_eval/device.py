@@ -107,8 +107,9 @@ def autocast(device: str, precision: str):
     """The context a model trains and predicts in: torch.autocast to bfloat16 for "bf16", nothing for "fp32".
 
     Under autocast only the operations on torch's lower-precision list (convolutions, matrix products, linear
-    layers) run in bfloat16; reductions, losses, softmax and every FFT keep float32. The metrics never run in
-    this context: they keep the float64/float32 their definitions need.
+    layers) run in bfloat16; torch keeps losses and softmax in float32, and elementwise operations and FFTs in
+    the precision of their inputs. The signal processing around the networks opts out (``float32_region``),
+    and the metrics never run in this context: they keep the float64/float32 their definitions need.
     """
     if precision == "bf16":
         return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
