@@ -118,23 +118,26 @@ def test_batched_windows_equal_the_per_window_loop(name, tiny_benchmark, tmp_pat
     torch.testing.assert_close(batched, looped, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
 @pytest.mark.parametrize("name", ["ours_saf", "mono2binaural_visual", "sepstereo_text", "sagm_visual", "tasu"])
-def test_bf16_autocast_trains_and_spatializes_close_to_float32(name, tiny_benchmark, tmp_path):
+def test_bf16_autocast_trains_and_spatializes_close_to_float32(name, device, tiny_benchmark, tmp_path):
     """One model of each family (diffusion, mask UNet, APNet heads, GAN with STFT masks, band-ratio diffusion)."""
     from tas_eval.device import autocast
 
     cls = get_model_class(name)
     model = cls()
-    with autocast("cpu", "bf16"):
-        model.fit(tiny_benchmark, 1, cls.configs["tiny"], "cpu", 0, tmp_path / "ckpt")
+    with autocast(device, "bf16"):
+        model.fit(tiny_benchmark, 1, cls.configs["tiny"], device, 0, tmp_path / "ckpt")
     losses = model.training_log["g_l1"] if name.startswith("sagm") else model.losses
     assert losses and np.isfinite(losses).all()
     mono, prompts, frames = _inputs(tiny_benchmark, model)
+    mono = mono.to(device)
     outs = []
     for precision in ("bf16", "fp32"):
         torch.manual_seed(5)
-        with autocast("cpu", precision), torch.inference_mode():
-            outs.append(model.spatialize(mono, tiny_benchmark.sample_rate, prompts, frames))
+        with autocast(device, precision), torch.inference_mode():
+            outs.append(model.spatialize(mono, tiny_benchmark.sample_rate, prompts, frames).cpu())
     cast, plain = outs
     assert cast.dtype == torch.float32 and cast.shape == plain.shape and torch.isfinite(cast).all()
     assert float((cast - plain).norm() / plain.norm()) < 0.02
