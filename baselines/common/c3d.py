@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tas_eval.device import float32_region
+
 # (channels as a multiple of the width, pool after it: (time, height, width) or None)
 _LAYERS = [(1, (1, 2, 2)), (2, (2, 2, 2)), (4, None), (4, (2, 2, 2)), (8, None), (8, (1, 2, 2)), (8, None),
            (8, (1, 2, 2))]
@@ -38,4 +40,8 @@ class C3DFeatures(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.features(frames)
+        # float32 whatever the precision of the model around it: under CPU bfloat16 autocast, training this
+        # network twice from the same seed gave different weights, and NaN weights in some runs; in float32
+        # it is deterministic (tests/unit/test_precision.py)
+        with float32_region(frames.device):
+            return self.features(frames.float())

@@ -83,3 +83,16 @@ def test_metrics_do_not_move_when_called_inside_a_bf16_context(tiny_benchmark):
     assert sorted(plain) == sorted(metric_ids)
     for mid in metric_ids:
         np.testing.assert_array_equal(cast[mid], plain[mid])
+
+
+def test_the_c3d_video_network_runs_in_float32_under_bf16():
+    from baselines.common.c3d import C3DFeatures
+
+    torch.manual_seed(0)
+    net = C3DFeatures(width=2).eval()
+    frames = torch.randn(2, 3, 4, 32, 32)
+    plain = net(frames)
+    with autocast("cpu", "bf16"):
+        cast = net(frames)
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, plain, rtol=0, atol=0)
