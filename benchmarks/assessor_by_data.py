@@ -1,6 +1,6 @@
 """Where does the packaged spatial-QA assessor fail: on unseen clips only, or on what it was trained on too?
 
-    python3 benchmarks/assessor_by_data.py [--train-clips 40] [--scenes 60] [--seed 12345]
+    python3 benchmarks/assessor_by_data.py [--train-clips 40] [--scenes 60] [--seed 12345] [--checkpoint FILE]
 
 Accuracy per question type (with the number of questions and the chance level, as the metrics define them)
 of the packaged assessor (tas_eval/metrics/assessor/weights) on the small build's split 1:
@@ -12,19 +12,82 @@ of the packaged assessor (tas_eval/metrics/assessor/weights) on the small build'
 High on the train clips and low on val would say it overfits; high on the rendered scenes and low on the
 clips would say the rendered scenes do not teach what the clips need; low everywhere, that it does not learn
 the type at all.
+
+Beside it, the same clips answered without an LM: the localizer's per-frame estimates, averaged per named
+source with its category posterior as weights (as the assessor's audio tokens pool the encoder), read by a
+fixed rule (``rule_answer``). That is roughly what the encoder tells about each type: an assessor below it
+does not use all of what it reads; a type at chance here is at chance for want of the encoder's signal.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from tas_eval.data.builtin.benchmark import resolve_benchmark
+from tas_eval.audio import peak_normalize
+from tas_eval.data.builtin.sources import category_names
+from tas_eval.data.qa import category_words, distance_text, front_label, vertical_label
+from tas_eval.data.scene import direction_vector, side_label
 from tas_eval.metrics.assessor import load_assessor
-from tas_eval.metrics.assessor.model import clip_tokens
+from tas_eval.metrics.assessor.model import PRESENCE, clip_tokens
+from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
 from tas_eval.metrics.assessor.training import evaluate_answers, rendered_examples
 from tas_eval.metrics.localizer import load_localizer
+
+
+def rule_answer(located: dict, categories: list[str], question: dict) -> str:
+    """The answer a fixed rule reads from the localizer's per-frame estimates of one clip (``Localizer.locate``,
+    batch of one): each named source's azimuth (circular mean), elevation, distance and lateral angle
+    averaged over the frames with its category's posterior as weights."""
+    p = located["p_category"][0].numpy()
+    az, el, dist, lat = (located[k][0].numpy() for k in ("azimuth", "elevation", "distance", "lateral"))
+
+    def source(category: str) -> dict:
+        w = p[:, categories.index(category)]
+        w = w / max(w.sum(), 1e-12)
+        rad = np.radians(az)
+        return {"azimuth": float(np.degrees(np.arctan2((w * np.sin(rad)).sum(), (w * np.cos(rad)).sum()))),
+                "elevation": float((w * el).sum()), "distance": float((w * dist).sum()), "lateral": float((w * lat).sum())}
+
+    kind, names = question["kind"], question["sources"]
+    if kind == "doa":
+        s = source(names[0])
+        return ", ".join([side_label(s["azimuth"], s["elevation"]), front_label(s["azimuth"]),
+                          vertical_label(s["elevation"])])
+    if kind == "de":
+        return distance_text(source(names[0])["distance"])
+    if kind in ("left_right", "farther"):
+        a, b = source(names[0]), source(names[1])
+        if kind == "left_right":
+            return "left" if a["lateral"] > b["lateral"] else "right"
+        return "yes" if a["distance"] > b["distance"] else "no"
+    if kind == "apart":
+        a, b = source(names[0]), source(names[1])
+        gap = direction_vector(a["azimuth"], a["elevation"]) * a["distance"] \
+            - direction_vector(b["azimuth"], b["elevation"]) * b["distance"]
+        return distance_text(float(np.linalg.norm(gap)))
+    heard = [c for c in categories if c != names[0] and p[:, categories.index(c)].mean() >= PRESENCE]
+    if not heard:
+        return ""
+    sign = 1.0 if kind == "above" else -1.0
+    return category_words(max(heard, key=lambda c: sign * source(c)["elevation"]))
+
+
+def rule_accuracy(localizer, bench, questions: dict, ids: list[str]) -> dict:
+    """``evaluate_answers``' result for ``rule_answer`` on the clips ``ids``."""
+    rows, right = [], []
+    for i in ids:
+        if not questions.get(i):
+            continue
+        x = peak_normalize(torch.as_tensor(bench.binaural(i), dtype=torch.float64)[None]).float()
+        located = localizer.locate(x)
+        for q in questions[i]:
+            rows.append(q)
+            right.append(is_right(q, rule_answer(located, localizer.categories, q), category_names()))
+    return {"accuracy": accuracies(rows, right), "chance": chance_levels(rows)}
 
 
 def show(name: str, result: dict) -> None:
@@ -39,16 +102,20 @@ def main() -> None:
     parser.add_argument("--train-clips", type=int, default=40)
     parser.add_argument("--scenes", type=int, default=60)
     parser.add_argument("--seed", type=int, default=12345, help="seed of the rendered scenes (training used 0)")
+    parser.add_argument("--checkpoint", default=None, metavar="FILE", help="an assessor checkpoint (default: the packaged one)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     bench = resolve_benchmark("small", 0)
-    assessor = load_assessor()
+    assessor = load_assessor(args.checkpoint)
     localizer = load_localizer()
     questions = bench.questions()["items"]
     train_ids, val_ids = bench.split_ids(1, "train")[: args.train_clips], bench.split_ids(1, "val")
     ids = train_ids + val_ids
     tokens = dict(zip(ids, clip_tokens(localizer, (bench.binaural(i) for i in ids))))
     show("val clips", evaluate_answers(assessor, tokens, questions, val_ids))
+    show("val clips, the localizer read by the fixed rule", rule_accuracy(localizer, bench, questions, val_ids))
+    show(f"train clips ({len(train_ids)}), the localizer read by the fixed rule",
+         rule_accuracy(localizer, bench, questions, train_ids))
     show(f"train clips ({len(train_ids)}), held-out phrasing", evaluate_answers(assessor, tokens, questions, train_ids))
     show(f"train clips ({len(train_ids)}), training phrasing",
          evaluate_answers(assessor, tokens, questions, train_ids, field="question"))

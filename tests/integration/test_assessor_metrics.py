@@ -40,6 +40,20 @@ def test_training_records_what_it_learned_from(tiny_benchmark, tiny_assessor):
     assert assessor.describe()["llm"]["sha256"] == record["llm"]["sha256"]
 
 
+def test_a_checkpoint_of_the_earlier_token_layout_is_refused_by_name(tiny_assessor, tmp_path):
+    from tas_eval.errors import UserError
+
+    path, _, _ = tiny_assessor
+    ckpt = torch.load(path, weights_only=True)
+    for key in ("presence", "max_sources"):
+        del ckpt["config"][key]
+    ckpt["config"]["frames_per_token"] = 5
+    old = tmp_path / "old.pt"
+    torch.save(ckpt, old)
+    with pytest.raises(UserError, match="old.pt: was trained on audio tokens of 0.5 s"):
+        load_assessor(old)
+
+
 def test_the_gaps_through_evaluate(tiny_benchmark, tiny_assessor, tmp_path):
     path, llm, _ = tiny_assessor
     ids = tiny_benchmark.split_ids(1, "test")
@@ -106,8 +120,10 @@ def test_questions_are_stored_once_in_the_manifest(tiny_benchmark):
 
 
 def test_rendered_scenes_come_from_the_train_part_and_answer_their_geometry(tiny_benchmark, monkeypatch):
+    from tas_eval.data.builtin.sources import category_names
     from tas_eval.data.qa import item_questions
     from tas_eval.metrics.assessor import training
+    from tas_eval.metrics.assessor.model import MAX_SOURCES
     from tas_eval.metrics.localizer import load_localizer
     from tas_eval.metrics.localizer import training as loc_training
 
@@ -121,7 +137,10 @@ def test_rendered_scenes_come_from_the_train_part_and_answer_their_geometry(tiny
     monkeypatch.setattr(loc_training, "source_pool", spy)
     tokens, examples, scenes = training.rendered_examples(tiny_benchmark, 1, 3, 0, load_localizer())
     assert parts == ["train"]
-    assert len(tokens) == 3 and all(t.shape[0] == int(training.SCENE_S * 2) for t in tokens.values())  # 0.5 s tokens
+    assert len(tokens) == 3
+    for t in tokens.values():  # one token per category heard, each a known category, none twice
+        assert 1 <= len(t.category) <= MAX_SOURCES and all(len(w) == len(t.category) for w in t.words.values())
+        assert len(set(t.category.tolist())) == len(t.category) and int(t.category.max()) < len(category_names())
     pool = real(tiny_benchmark, 1, "train")
     heads = loc_training.heads_by_name()
     audio, scene = training.render_scene(pool, np.random.default_rng(1), heads, "kemar", 0)

@@ -78,3 +78,40 @@ def test_chance_is_the_best_constant_answer():
     assert acc["direction"] == {"accuracy": pytest.approx(100 * 4 / 6), "n": 6}
     assert acc["distance"] == {"accuracy": 0.0, "n": 2}
     assert "doa" not in acc
+
+
+def test_the_fixed_rule_reads_each_named_source_from_its_own_frames():
+    """benchmarks/assessor_by_data.py's rule (no LM) on a clip whose first half is a cello at 60 degrees
+    (left), 2 m, level and whose second half a piano at -60 degrees (right), 5 m, 30 degrees up."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "assessor_by_data.py"
+    spec = importlib.util.spec_from_file_location("assessor_by_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    frames = 10
+    p = torch.zeros(1, frames, len(CATS), dtype=torch.float64)
+    p[0, :5, CATS.index("cello")] = 1.0
+    p[0, 5:, CATS.index("piano")] = 1.0
+    half = lambda a, b: torch.tensor([[a] * 5 + [b] * 5], dtype=torch.float64)  # noqa: E731
+    located = {"p_category": p, "azimuth": half(60.0, -60.0), "elevation": half(0.0, 30.0),
+               "distance": half(2.0, 5.0), "lateral": half(60.0, -60.0)}
+
+    def ask(kind, sources):
+        return module.rule_answer(located, CATS, {"kind": kind, "sources": sources})
+
+    assert ask("doa", ["cello"]) == "left, front, level"
+    assert ask("doa", ["piano"]) == "right, front, above"
+    assert ask("de", ["piano"]) == "5.0m"
+    assert ask("left_right", ["cello", "piano"]) == "left" and ask("left_right", ["piano", "cello"]) == "right"
+    assert ask("farther", ["cello", "piano"]) == "no" and ask("farther", ["piano", "cello"]) == "yes"
+    assert ask("above", ["cello"]) == "piano" and ask("below", ["piano"]) == "cello"
+    # 2 m at azimuth 60 and 5 m at azimuth -60, elevation 30: their straight-line distance
+    import numpy as np
+
+    from tas_eval.data.scene import direction_vector
+    apart = np.linalg.norm(direction_vector(60.0, 0.0) * 2.0 - direction_vector(-60.0, 30.0) * 5.0)
+    assert ask("apart", ["cello", "piano"]) == f"{round(apart / 0.5) * 0.5:.1f}m"

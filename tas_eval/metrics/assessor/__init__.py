@@ -5,14 +5,14 @@ questions the same questions about the ground-truth audio and about a model's au
 accuracy from one to the other, per question type, is the metric. BAT (Spatial-AST) built such an
 assessor's encoder and data but published no scorer, and TASU published neither; this is tas-eval's:
 
-    binaural clip -> the localizer's encoder (frozen, tas_eval.metrics.localizer)
-                  -> audio tokens, a soft-word projector (model.py)
+    binaural clip -> the localizer (frozen, tas_eval.metrics.localizer)
+                  -> per source heard, a line of soft words (a fixed projector, model.py)
                   -> a frozen Llama-architecture LM with LoRA adapters (llm.py; default SmolLM2-135M-Instruct)
                   -> an answer, scored against the scene's geometry (scorer.py)
 
-The questions are the build's (tas_eval.data.qa, stored in its manifest). ``tas_qa`` (weights/tas_qa.pt,
-the projector and the LoRA adapters only, trained by `tas-eval assessor train`, see weights/README.md)
-is the packaged assessor; ``load_assessor(path)`` loads a user's checkpoint of the same format, whose
+The questions are the build's (tas_eval.data.qa, stored in its manifest). ``tas_qa`` (weights/tas_qa.pt:
+the LoRA adapters, and the projector's fixed word embeddings; trained by `tas-eval assessor train`, see
+weights/README.md) is the packaged assessor; ``load_assessor(path)`` loads a user's checkpoint of the same format, whose
 LM is the one named in it (SmolLM2, or a local Hugging Face Llama folder) unless ``llm`` overrides it.
 """
 
@@ -27,7 +27,7 @@ import torch
 
 from tas_eval.errors import UserError
 from tas_eval.metrics.assessor.llm import DEFAULT_LLM, LLMUnavailable, llm_available, load_llm
-from tas_eval.metrics.assessor.model import AssessorNet, clip_tokens
+from tas_eval.metrics.assessor.model import AssessorNet, AudioTokens, clip_tokens
 from tas_eval.metrics.assessor.scorer import CHOICES, MAX_NEW_TOKENS, MODES
 from tas_eval.paths import file_sha256
 
@@ -56,11 +56,11 @@ class Assessor:
         return {"id": self.id, "sha256": self.weights_sha256, "llm": self.llm_info,
                 "localizer": self.localizer.describe()}
 
-    def encode(self, items) -> list[torch.Tensor]:
-        """Audio tokens (n, encoder width) of each (2, T) clip at 16 kHz (numpy or torch)."""
+    def encode(self, items) -> list[AudioTokens]:
+        """Audio tokens (model.AudioTokens: one per source heard) of each (2, T) clip at 16 kHz (numpy or torch)."""
         return clip_tokens(self.localizer, items)
 
-    def answer(self, tokens: list[torch.Tensor], questions: list[dict], field: str = "question_heldout") -> list[str]:
+    def answer(self, tokens: list[AudioTokens], questions: list[dict], field: str = "question_heldout") -> list[str]:
         """The assessor's answer to each question (its ``field`` text), asked about the audio tokens of the
         same row: the chosen candidate for a "choice" kind, the greedy free answer for a "generate" kind."""
         answers = [""] * len(questions)
@@ -79,10 +79,10 @@ class Assessor:
         return answers
 
 
-def build_assessor_network(llm_source: str, encoder_dim: int):
+def build_assessor_network(llm_source: str):
     """(a fresh AssessorNet on the LM of ``llm_source``, the LM's {"id", "sha256"})."""
     llm, tokenizer, info = load_llm(llm_source)
-    return AssessorNet(llm, tokenizer, encoder_dim), info
+    return AssessorNet(llm, tokenizer), info
 
 
 def load_assessor(path: str | os.PathLike | None = None, llm: str | None = None, localizer: str | None = None,
@@ -105,16 +105,19 @@ def _load(path: str, sha256: str, llm: str | None, localizer: str | None, device
 
     ckpt = read_checkpoint(path, "assessor")
     config = ckpt.get("config")
-    if not isinstance(config, dict) or not {"llm", "llm_sha256", "encoder_dim", "localizer_sha256"} <= set(config) \
+    if not isinstance(config, dict) or not {"llm", "llm_sha256", "localizer_sha256"} <= set(config) \
             or not {"projector", "lora"} <= set(ckpt):
         raise UserError(f"{path}: is not an assessor checkpoint (needs 'projector', 'lora' and a 'config' with llm, "
-                        "llm_sha256, encoder_dim and localizer_sha256).")
+                        "llm_sha256 and localizer_sha256).")
+    if "presence" not in config:
+        raise UserError(f"{path}: was trained on audio tokens of 0.5 s, not on the per-source tokens this version "
+                        "reads; retrain it with `tas-eval assessor train`.")
     located = load_localizer(localizer, device)
     if located.weights_sha256 != config["localizer_sha256"]:
         raise UserError(f"{path}: was trained on the localizer with sha256 {config['localizer_sha256'][:12]}, not on "
                         f"{located.path} (sha256 {located.weights_sha256[:12]}); give that localizer or retrain.")
     source = llm or config["llm"]
-    network, info = build_assessor_network(source, int(config["encoder_dim"]))
+    network, info = build_assessor_network(source)
     if info["sha256"] != config["llm_sha256"]:
         raise UserError(f"{path}: was trained on the LM with sha256 {config['llm_sha256'][:12]}; {source} has sha256 "
                         f"{info['sha256'][:12]}.")

@@ -1,23 +1,25 @@
-"""The assessor network: the localizer's encoder (frozen) -> a soft-word projector -> a frozen Llama with LoRA.
+"""The assessor network: the localizer (frozen) -> a fixed soft-word projector -> a frozen Llama with LoRA.
 
-Audio tokens. The localizer's encoder gives one embedding per 0.1 s frame (LocalizerNet.embed, on the
-peak-normalized clip, as the spatial measures read it); FRAMES_PER_TOKEN consecutive frames are
-averaged into one audio token, so a 10 s clip is 20 tokens, each 0.5 s. Keeping time (rather than
-pooling a clip into a few learned queries) lets the LM tie a source it is asked about to the
-stretches where that source's category and direction show.
+Audio tokens: one per source the localizer hears in the clip, written as a line of words. The
+localizer (frozen) gives, per 0.1 s frame of the peak-normalized clip, posteriors over azimuth,
+elevation, distance and category (Localizer.locate's heads). A category is a source of the clip when
+its posterior, averaged over the clip's frames, reaches PRESENCE (at most MAX_SOURCES, the most present
+first; at least the most present one). Its token is the other heads' posteriors averaged over the
+frames with that category's posterior as weights, mapped to the answers' words (slot_maps): the
+azimuth posterior to left/center/right and to front/behind, the elevation posterior to
+above/level/below, the distance posterior to the 0.5 m words. A source thus reaches the LM already
+named, and a question's "the cello" points at one token.
 
-Projector: a linear map (after a LayerNorm), not a Q-Former, as BAT allows: the encoder's heads are
-linear in the same embedding, so direction, distance and category are linearly readable there, and
-a Q-Former's queries trained from scratch on a few hundred clips would be mostly unfitted parameters.
-The map's outputs are constrained to the span of words the LM already reads (SoftWordProjector): per
-audio token, five slots (category; left/center/right; front/behind; above/level/below; a distance of
-0.5 to 10 m), each a softmax over its words weighting their input embeddings, so an audio token
-enters the LM as a few soft words ("cello", "left", "front", "level", "2.5m"). Measured on two CPU
-cores: with an unconstrained linear projector (LayerNorm + Linear to the LM's width), 400 steps of
-training left the LM answering the most frequent answer whatever the audio, on rendered scenes as on
-the val clips, although a linear probe on the same tokens reads the side of a single source without
-error. The slots are first fitted as classifiers of rendered single-source scenes
-(training.fit_projector), then trained with the LM.
+Projector: that fixed linear map, then each slot's word probabilities weighting those words' LM input
+embeddings (SoftWordProjector), laid out with a written list's punctuation, so a source enters the LM
+as a line of text it already reads ("cello: left, front, level, 2.5m;"). Not a Q-Former: the pooling
+by the category head plays a Q-Former's part with fixed queries, and the map has nothing to fit, so
+the words mean what the localizer's heads, trained on every frame of their training windows, say.
+Learned projectors came first, and with them the assessor stayed near chance on the val clips: one
+token per 0.5 s with linear heads on the encoder's embedding (the LM had to tie a named source to
+its stretches by itself), then the per-source tokens above with such heads fitted on rendered
+single-source scenes. benchmarks/assessor_by_data.py prints, beside the assessor, what a fixed rule
+reads from the same pooled heads without an LM: the ceiling of this encoder.
 
 Prompt (the audio tokens between two pieces of text, as BAT's template)::
 
@@ -29,6 +31,8 @@ BAT and TASU: rank 8, alpha 32, dropout 0.05, on q_proj and v_proj; the LM's own
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,9 +40,20 @@ import torch.nn.functional as F
 from tas_eval.audio import peak_normalize
 from tas_eval.metrics.localizer.features import binaural_features
 
-FRAMES_PER_TOKEN = 5  # 0.1 s localizer frames per audio token (0.5 s)
+PRESENCE = 0.03  # mean category posterior over a clip's frames from which the category is a source of it
+MAX_SOURCES = 6
 AUDIO_PREFIX = "Audio:"
 LORA = {"r": 8, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+
+
+class AudioTokens(NamedTuple):
+    """A clip's audio tokens: per source the localizer hears (n of them), its category and its words' probabilities."""
+
+    category: torch.Tensor  # (n,) int64, indices into slot_words()["category"]
+    words: dict  # slot (SLOTS) -> (n, words of the slot) float32 probabilities, each row summing to 1
+
+
+SLOTS = ("side", "front", "vertical", "distance")
 
 
 def question_text(question: str) -> str:
@@ -46,14 +61,52 @@ def question_text(question: str) -> str:
     return f"\nQuestion: {question}\nAnswer:"
 
 
-@torch.no_grad()  # not inference_mode: training feeds these tokens to the projector under autograd
-def audio_embeddings(localizer, audio: torch.Tensor) -> torch.Tensor:
-    """(B, 2, T) binaural audio at 16 kHz -> (B, T // 8000, encoder width): the localizer's frame embeddings of
-    the peak-normalized clips, averaged over FRAMES_PER_TOKEN frames (float32, on the CPU)."""
+@torch.no_grad()
+def audio_tokens(localizer, audio: torch.Tensor) -> list[AudioTokens]:
+    """(B, 2, T) binaural audio at 16 kHz -> per clip, its AudioTokens (see the module docstring), on the CPU."""
+    from tas_eval.data.builtin.sources import category_names
+
     x = peak_normalize(audio.to(localizer.device, torch.float64)).float()
-    emb = localizer.network.embed(binaural_features(x))  # (B, frames, width)
-    n = emb.shape[1] // FRAMES_PER_TOKEN
-    return emb[:, : n * FRAMES_PER_TOKEN].reshape(emb.shape[0], n, FRAMES_PER_TOKEN, -1).mean(2).float().cpu()
+    logits = localizer.network(binaural_features(x))
+    post = {k: torch.softmax(v.double(), dim=-1).cpu() for k, v in logits.items()}  # (B, frames, classes)
+    maps = slot_maps()
+    names = category_names()
+    index = torch.tensor([names.index(c) for c in localizer.categories])
+    out = []
+    for b, p in enumerate(post["category"]):
+        mass = p.mean(0)
+        order = torch.argsort(mass, descending=True, stable=True)[:MAX_SOURCES]
+        keep = order[mass[order] >= PRESENCE]
+        keep = keep if len(keep) else order[:1]
+        w = p[:, keep] / p[:, keep].sum(0).clamp_min(1e-12)  # (frames, n): each source's frame weights
+        words = {slot: (w.T @ post[head][b] @ m).float() for slot, (head, m) in maps.items()}
+        out.append(AudioTokens(index[keep], words))
+    return out
+
+
+def slot_maps() -> dict[str, tuple[str, torch.Tensor]]:
+    """Per slot, (the localizer head it reads, a (classes, words) 0/1 matrix giving each class's word):
+    side and front from the azimuth bins' centres (at elevation 0, the benchmark's +-15 degree side
+    convention, front when |azimuth| <= 90), vertical from the elevation bins' centres, distance from
+    the 0.5 m classes (0 m read as 0.5 m, the nearest word)."""
+    from tas_eval.data.qa import front_label, vertical_label
+    from tas_eval.data.scene import side_label
+    from tas_eval.metrics.localizer import DISTANCE_CLASSES, azimuth_centres, elevation_centres
+
+    words = slot_words()
+
+    def matrix(labels: list[str], slot: str) -> torch.Tensor:
+        m = torch.zeros(len(labels), len(words[slot]), dtype=torch.float64)
+        for k, label in enumerate(labels):
+            m[k, words[slot].index(label)] = 1.0
+        return m
+
+    az, el = azimuth_centres(), elevation_centres()
+    return {"side": ("azimuth", matrix([side_label(float(a), 0.0) for a in az], "side")),
+            "front": ("azimuth", matrix([front_label(float(a)) for a in az], "front")),
+            "vertical": ("elevation", matrix([vertical_label(float(e)) for e in el], "vertical")),
+            "distance": ("distance", matrix([words["distance"][max(k - 1, 0)] for k in range(DISTANCE_CLASSES)],
+                                            "distance"))}
 
 
 def slot_words() -> dict[str, list[str]]:
@@ -66,35 +119,40 @@ def slot_words() -> dict[str, list[str]]:
             "distance": [distance_text(k * DISTANCE_STEP_M) for k in range(1, 21)]}
 
 
-def clip_tokens(localizer, items) -> list[torch.Tensor]:
-    """Audio tokens (n, encoder width) of each (2, T) clip at 16 kHz (numpy or torch), one clip at a time
-    (clips may differ in length)."""
-    return [audio_embeddings(localizer, torch.as_tensor(x)[None])[0] for x in items]
+def clip_tokens(localizer, items) -> list[AudioTokens]:
+    """AudioTokens of each (2, T) clip at 16 kHz (numpy or torch), one clip at a time (clips may differ in
+    length)."""
+    return [audio_tokens(localizer, torch.as_tensor(x)[None])[0] for x in items]
 
 
 class SoftWordProjector(nn.Module):
-    """Encoder embeddings (n, width) -> (n * slots, LM width): per audio token and slot, a softmax over the
-    slot's words (a linear map of the layer-normed embedding) weighting those words' LM input embeddings
-    (each word's the mean of its tokens'), so every audio token enters the LM as words it already reads."""
+    """AudioTokens (n sources) -> (n * 10, LM width): per source, its category's word embedding, then per slot
+    the word probabilities weighting those words' LM input embeddings (each word's the mean of its
+    tokens'), laid out with the punctuation of a written list, "cello: left, front, level, 2.5m;"
+    (``separators``: the embeddings of ":", "," and ";"). It has no trained weights: its buffers record the
+    embeddings it wrote with."""
 
-    def __init__(self, encoder_dim: int, bases: dict[str, torch.Tensor]):
+    def __init__(self, bases: dict[str, torch.Tensor], separators: torch.Tensor):
         super().__init__()
-        self.norm = nn.LayerNorm(encoder_dim)
-        self.slots = list(bases)
-        self.heads = nn.ModuleDict({k: nn.Linear(encoder_dim, v.shape[0]) for k, v in bases.items()})
         for k, v in bases.items():
             self.register_buffer(f"basis_{k}", v.detach().clone())
+        self.register_buffer("separators", separators.detach().clone())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
-        slots = [torch.softmax(self.heads[k](h), dim=-1) @ getattr(self, f"basis_{k}") for k in self.slots]
-        return torch.stack(slots, dim=1).reshape(-1, slots[0].shape[-1])  # token 0's slots, then token 1's, ...
+    def forward(self, tokens: AudioTokens) -> torch.Tensor:
+        device = self.basis_category.device
+        n = len(tokens.category)
+        colon, comma, semicolon = (self.separators[k].expand(n, -1) for k in range(3))
+        words = [self.basis_category[tokens.category.to(device)], colon]
+        for j, slot in enumerate(SLOTS):
+            words += [tokens.words[slot].to(device) @ getattr(self, f"basis_{slot}"),
+                      comma if j < len(SLOTS) - 1 else semicolon]
+        return torch.stack(words, dim=1).reshape(-1, words[0].shape[-1])  # source 0's line, then source 1's, ...
 
 
 class AssessorNet(nn.Module):
     """Projector + LM with LoRA. ``sequences`` lays out a batch; ``loss``, ``choose`` and ``generate`` use it."""
 
-    def __init__(self, llm, tokenizer, encoder_dim: int):
+    def __init__(self, llm, tokenizer):
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -104,13 +162,15 @@ class AssessorNet(nn.Module):
             for slot, words in slot_words().items():
                 ids = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words]
                 bases[slot] = torch.stack([embed.weight[i].mean(0) for i in ids]).float()
-        self.projector = SoftWordProjector(encoder_dim, bases)
+            marks = [tokenizer(m, add_special_tokens=False)["input_ids"] for m in (":", ",", ";")]
+            separators = torch.stack([embed.weight[i].mean(0) for i in marks]).float()
+        self.projector = SoftWordProjector(bases, separators)
         self.llm = get_peft_model(llm, LoraConfig(**LORA))
         self.tokenizer = tokenizer
         self.eos = int(tokenizer.eos_token_id)
 
     def trainable_state(self) -> dict:
-        """The trained weights only: the projector's and the LoRA adapters' (CPU tensors)."""
+        """The trained weights, the LoRA adapters', and the projector's buffers (CPU tensors)."""
         from peft import get_peft_model_state_dict
 
         return {"projector": {k: v.detach().cpu() for k, v in self.projector.state_dict().items()},
@@ -132,7 +192,7 @@ class AssessorNet(nn.Module):
     def sequences(self, audio_tokens: list[torch.Tensor], questions: list[str], answers: list[str] | None,
                   left_pad: bool) -> dict:
         """Input embeddings (B, L, hidden), attention mask, position ids and answer positions of a batch:
-        per example, its audio tokens (n, encoder width), question and (if given) answer plus end-of-text."""
+        per example, its AudioTokens, question and (if given) answer plus end-of-text."""
         embed = self.llm.get_input_embeddings()
         device = embed.weight.device
         prefix = self._ids(AUDIO_PREFIX)
@@ -142,7 +202,7 @@ class AssessorNet(nn.Module):
             after = self._ids(question_text(q))
             answer = (self._ids(" " + answers[k]) + [self.eos]) if answers is not None else []
             text_after = torch.tensor(after + answer, device=device, dtype=torch.long)
-            parts = [embed(before), self.projector(tokens.to(device)), embed(text_after)]
+            parts = [embed(before), self.projector(tokens), embed(text_after)]
             row = torch.cat(parts)
             rows.append((row, answer))
             spans.append((len(row) - len(answer), len(row)))

@@ -1,4 +1,4 @@
-"""Training the assessor: LoRA adapters and the projector, on the build's questions about TRAIN clips.
+"""Training the assessor: its LoRA adapters, on the build's questions about TRAIN clips.
 
 Data, from the TRAIN part of a split of the built benchmark only:
 - its clips' reference audio with the questions the manifest holds for them (tas_eval.data.qa),
@@ -12,15 +12,13 @@ Data, from the TRAIN part of a split of the built benchmark only:
   learns the answers of the train clips by their words and not from the audio (measured: on the VAL
   part it then answered below chance on every type).
 The VAL part's clips, asked in the held-out phrasings, measure the result; the TEST part is never
-read. The localizer's encoder is frozen, so each clip's audio tokens are computed once.
+read. The localizer is frozen and the projector fixed (model.py), so each clip's audio tokens are
+computed once.
 
-Recipe per profile (PROFILES): AdamW (weight decay 0) over the projector and the LoRA adapters, the
-learning rate rising linearly over ``warmup`` steps and then falling along a cosine to 0; batches of
-``batch`` questions drawn uniformly from the rendered scenes' or the clips' questions with numpy's
-generator seeded by ``seed``. Before that, the projector's word slots are fitted as classifiers of
-the rendered single-source scenes (``fit_projector``): a short first stage in the spirit of BAT's
-curriculum, which starts from classification and direction before reasoning; after it every question
-type is mixed. "small" trains on two CPU cores with one torch thread; "paper" is BAT's learning rate
+Recipe per profile (PROFILES): AdamW (weight decay 0) over the LoRA adapters, the learning rate rising
+linearly over ``warmup`` steps and then falling along a cosine to 0; batches of ``batch`` questions
+drawn uniformly from the rendered scenes' or the clips' questions with numpy's generator seeded by
+``seed``; every question type mixed from the start. "small" trains on two CPU cores with one torch thread; "paper" is BAT's learning rate
 with a longer run and larger batches, for a GPU; "tiny" is for tests.
 """
 
@@ -38,7 +36,7 @@ from tqdm import tqdm
 from tas_eval.errors import UserError
 from tas_eval.metrics.assessor import ASSESSOR_ID, Assessor, build_assessor_network
 from tas_eval.metrics.assessor.llm import DEFAULT_LLM
-from tas_eval.metrics.assessor.model import FRAMES_PER_TOKEN, LORA
+from tas_eval.metrics.assessor.model import LORA, MAX_SOURCES, PRESENCE
 from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
 
 log = logging.getLogger(__name__)
@@ -52,7 +50,6 @@ SCENE_S = 3.0
 SOURCE_COUNTS, SOURCE_COUNT_P = (1, 2, 3), (0.3, 0.45, 0.25)
 SCENE_GAIN_DB = (-6.0, 0.0)  # each source's gain in a rendered scene
 P_RENDERED = 0.75
-SLOT_STEPS, SLOT_LR = 300, 1e-2  # full-batch Adam fitting the projector's word slots (fit_projector)
 
 
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -98,7 +95,7 @@ def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -
     """Audio tokens {scene id: tokens}, questions [(scene id, question)] and scenes {scene id: scene} of ``count``
     rendered scenes."""
     from tas_eval.data.qa import item_questions
-    from tas_eval.metrics.assessor.model import audio_embeddings
+    from tas_eval.metrics.assessor.model import audio_tokens
     from tas_eval.metrics.localizer.training import HEADS, heads_by_name, source_pool
 
     pool = source_pool(benchmark, split, "train")
@@ -107,52 +104,10 @@ def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -
     tokens, examples, scenes = {}, [], {}
     for k in tqdm(range(count), desc="assessor: rendered scenes", unit="scene", leave=False):
         audio, scene = render_scene(pool, rng, heads, HEADS[k % len(HEADS)], k)
-        tokens[scene["item_id"]] = audio_embeddings(localizer, torch.from_numpy(audio)[None])[0]
+        tokens[scene["item_id"]] = audio_tokens(localizer, torch.from_numpy(audio)[None])[0]
         examples += [(scene["item_id"], q) for q in item_questions(scene)]
         scenes[scene["item_id"]] = scene
     return tokens, examples, scenes
-
-
-def slot_labels(source: dict) -> dict[str, int]:
-    """The index of a static source's word in each slot of the projector (model.slot_words)."""
-    from tas_eval.data.builtin.sources import category_names
-    from tas_eval.data.qa import DISTANCE_STEP_M, front_label, vertical_label
-    from tas_eval.data.scene import side_label
-
-    p = source["trajectory"][0]
-    az, el, dist = float(p["azimuth"]), float(p["elevation"]), float(p["distance"])
-    return {"category": category_names().index(source["category"]),
-            "side": ["left", "center", "right"].index(side_label(az, el)),
-            "front": ["front", "behind"].index(front_label(az)),
-            "vertical": ["above", "level", "below"].index(vertical_label(el)),
-            "distance": int(min(max(round(dist / DISTANCE_STEP_M) - 1, 0), 19))}
-
-
-def fit_projector(projector, tokens: dict, scenes: dict, steps: int = SLOT_STEPS, lr: float = SLOT_LR) -> dict:
-    """Fit the projector's word slots as classifiers of the rendered single-source scenes' geometry and
-    category (every audio token of a scene labelled with its one source), before the LM is trained: the
-    LM then starts from audio tokens that already read as the right words. Returns the share of tokens
-    each slot gets right after fitting (on those scenes)."""
-    import torch.nn.functional as F
-
-    rows = [(sid, slot_labels(scene["sources"][0])) for sid, scene in scenes.items() if len(scene["sources"]) == 1]
-    if not rows:
-        return {}
-    x = torch.cat([tokens[sid] for sid, _ in rows])
-    labels = {slot: torch.cat([torch.full((len(tokens[sid]),), lab[slot]) for sid, lab in rows])
-              for slot in projector.slots}
-    params = list(projector.norm.parameters()) + list(projector.heads.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr)
-    for _ in range(steps):
-        h = projector.norm(x)
-        loss = sum(F.cross_entropy(projector.heads[slot](h), labels[slot]) for slot in projector.slots)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        h = projector.norm(x)
-        return {slot: float((projector.heads[slot](h).argmax(-1) == labels[slot]).float().mean())
-                for slot in projector.slots}
 
 
 def evaluate_answers(assessor: Assessor, tokens: dict, questions: dict, ids: list[str],
@@ -192,12 +147,10 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
     if not examples:
         raise UserError(f"{benchmark.root}: no spatial question is asked about the train part of split {split}.")
     tokens = _tokens(located, benchmark, train_ids + val_ids, "assessor: audio tokens")
-    rendered_tokens, rendered, scenes = rendered_examples(benchmark, split, p["scenes"], seed, located)
+    rendered_tokens, rendered, _ = rendered_examples(benchmark, split, p["scenes"], seed, located)
     tokens.update(rendered_tokens)
     data_seconds = time.perf_counter() - start
-    encoder_dim = int(next(iter(tokens.values())).shape[-1])
-    network, llm_info = build_assessor_network(llm, encoder_dim)
-    slot_accuracy = fit_projector(network.projector, rendered_tokens, scenes)
+    network, llm_info = build_assessor_network(llm)
     network = network.to(device)
     params = [q for q in network.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=p["lr"], weight_decay=0.0)
@@ -218,7 +171,7 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
     train_seconds = time.perf_counter() - train_start
     network.eval()
     config = {"id": ASSESSOR_ID, "llm": llm, "llm_sha256": llm_info["sha256"], "llm_id": llm_info["id"],
-              "encoder_dim": encoder_dim, "frames_per_token": FRAMES_PER_TOKEN, "lora": dict(LORA),
+              "presence": PRESENCE, "max_sources": MAX_SOURCES, "lora": dict(LORA),
               "localizer_sha256": located.weights_sha256, "qa_version": block.get("version"),
               "questions_sha256": block.get("sha256"), "split": split, "train_items": list(train_ids)}
     assessor = Assessor(network, located, config, "", llm_info)
@@ -228,7 +181,7 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
         "profile": profile, "seed": seed, "split": split, "dataset_id": benchmark.id,
         "manifest_sha256": benchmark.content_hash, "questions_sha256": block.get("sha256"),
         "train_clips": len(train_ids), "train_questions": len(examples), "rendered_scenes": p["scenes"],
-        "rendered_questions": len(rendered), "rendered_share": P_RENDERED, "slot_fit_accuracy": slot_accuracy,
+        "rendered_questions": len(rendered), "rendered_share": P_RENDERED,
         "val_clips": len(val_ids),
         "steps": p["steps"], "batch": p["batch"], "lr": p["lr"], "warmup": p["warmup"],
         "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
