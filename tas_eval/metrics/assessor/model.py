@@ -38,7 +38,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tas_eval.audio import peak_normalize
-from tas_eval.metrics.localizer.features import binaural_features
 
 PRESENCE = 0.03  # mean category posterior over a clip's frames from which the category is a source of it
 MAX_SOURCES = 6
@@ -61,14 +60,12 @@ def question_text(question: str) -> str:
     return f"\nQuestion: {question}\nAnswer:"
 
 
-@torch.no_grad()
 def audio_tokens(localizer, audio: torch.Tensor) -> list[AudioTokens]:
     """(B, 2, T) binaural audio at 16 kHz -> per clip, its AudioTokens (see the module docstring), on the CPU."""
     from tas_eval.data.builtin.sources import category_names
 
     x = peak_normalize(audio.to(localizer.device, torch.float64)).float()
-    logits = localizer.network(binaural_features(x))
-    post = {k: torch.softmax(v.double(), dim=-1).cpu() for k, v in logits.items()}  # (B, frames, classes)
+    post = {k[2:]: v.cpu() for k, v in localizer.locate(x).items() if k.startswith("p_")}  # (B, frames, classes)
     maps = slot_maps()
     names = category_names()
     index = torch.tensor([names.index(c) for c in localizer.categories])
