@@ -12,8 +12,9 @@ assessor's encoder and data but published no scorer, and TASU published neither;
 
 The questions are the build's (tas_eval.data.qa, stored in its manifest). ``tas_qa`` (weights/tas_qa.pt:
 the LoRA adapters, and the projector's fixed word embeddings; trained by `tas-eval assessor train`, see
-weights/README.md) is the packaged assessor; ``load_assessor(path)`` loads a user's checkpoint of the same format, whose
-LM is the one named in it (SmolLM2, or a local Hugging Face Llama folder) unless ``llm`` overrides it.
+weights/README.md) is the packaged assessor; ``load_assessor(path)`` loads a user's checkpoint of the
+same format, whose LM is the one named in it (SmolLM2, or a local Hugging Face Llama folder) unless
+``llm`` overrides it.
 """
 
 from __future__ import annotations

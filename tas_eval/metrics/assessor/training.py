@@ -18,8 +18,9 @@ computed once.
 Recipe per profile (PROFILES): AdamW (weight decay 0) over the LoRA adapters, the learning rate rising
 linearly over ``warmup`` steps and then falling along a cosine to 0; batches of ``batch`` questions
 drawn uniformly from the rendered scenes' or the clips' questions with numpy's generator seeded by
-``seed``; every question type mixed from the start. "small" trains on two CPU cores with one torch thread; "paper" is BAT's learning rate
-with a longer run and larger batches, for a GPU; "tiny" is for tests.
+``seed``; every question type mixed from the start. "small" trains on two CPU cores with one torch
+thread; "paper" is BAT's learning rate with a longer run and larger batches, for a GPU; "tiny" is for
+tests.
 """
 
 from __future__ import annotations
