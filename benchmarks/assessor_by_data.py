@@ -119,7 +119,7 @@ def main() -> None:
     show(f"train clips ({len(train_ids)}), held-out phrasing", evaluate_answers(assessor, tokens, questions, train_ids))
     show(f"train clips ({len(train_ids)}), training phrasing",
          evaluate_answers(assessor, tokens, questions, train_ids, field="question"))
-    scene_tokens, examples, _ = rendered_examples(bench, 1, args.scenes, args.seed, localizer)
+    scene_tokens, examples = rendered_examples(bench, 1, args.scenes, args.seed, localizer)
     by_scene: dict[str, list] = {}
     for scene_id, question in examples:
         by_scene.setdefault(scene_id, []).append(question)

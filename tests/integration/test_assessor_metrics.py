@@ -135,7 +135,7 @@ def test_rendered_scenes_come_from_the_train_part_and_answer_their_geometry(tiny
         return real(benchmark, split, part)
 
     monkeypatch.setattr(loc_training, "source_pool", spy)
-    tokens, examples, scenes = training.rendered_examples(tiny_benchmark, 1, 3, 0, load_localizer())
+    tokens, examples = training.rendered_examples(tiny_benchmark, 1, 3, 0, load_localizer())
     assert parts == ["train"]
     assert len(tokens) == 3
     for t in tokens.values():  # one token per category heard, each a known category, none twice

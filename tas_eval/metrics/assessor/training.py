@@ -92,9 +92,8 @@ def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: 
     return mix.astype(np.float32), scene
 
 
-def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -> tuple[dict, list, dict]:
-    """Audio tokens {scene id: tokens}, questions [(scene id, question)] and scenes {scene id: scene} of ``count``
-    rendered scenes."""
+def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -> tuple[dict, list]:
+    """Audio tokens {scene id: tokens} and questions [(scene id, question)] of ``count`` rendered scenes."""
     from tas_eval.data.qa import item_questions
     from tas_eval.metrics.assessor.model import audio_tokens
     from tas_eval.metrics.localizer.training import HEADS, heads_by_name, source_pool
@@ -102,13 +101,12 @@ def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -
     pool = source_pool(benchmark, split, "train")
     heads = heads_by_name()
     rng = np.random.default_rng([seed, 7])
-    tokens, examples, scenes = {}, [], {}
+    tokens, examples = {}, []
     for k in tqdm(range(count), desc="assessor: rendered scenes", unit="scene", leave=False):
         audio, scene = render_scene(pool, rng, heads, HEADS[k % len(HEADS)], k)
         tokens[scene["item_id"]] = audio_tokens(localizer, torch.from_numpy(audio)[None])[0]
         examples += [(scene["item_id"], q) for q in item_questions(scene)]
-        scenes[scene["item_id"]] = scene
-    return tokens, examples, scenes
+    return tokens, examples
 
 
 def evaluate_answers(assessor: Assessor, tokens: dict, questions: dict, ids: list[str],
@@ -148,7 +146,7 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
     if not examples:
         raise UserError(f"{benchmark.root}: no spatial question is asked about the train part of split {split}.")
     tokens = _tokens(located, benchmark, train_ids + val_ids, "assessor: audio tokens")
-    rendered_tokens, rendered, _ = rendered_examples(benchmark, split, p["scenes"], seed, located)
+    rendered_tokens, rendered = rendered_examples(benchmark, split, p["scenes"], seed, located)
     tokens.update(rendered_tokens)
     data_seconds = time.perf_counter() - start
     network, llm_info = build_assessor_network(llm)
