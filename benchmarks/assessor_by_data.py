@@ -13,6 +13,9 @@ High on the train clips and low on val would say it overfits; high on the render
 clips would say the rendered scenes do not teach what the clips need; low everywhere, that it does not learn
 the type at all.
 
+First, how many of the clips' questions name a source (or have one as their answer) that the audio tokens
+do not carry: the localizer's category head did not hear it enough to make it a source of the clip.
+
 Beside it, the same clips answered without an LM: the localizer's per-frame estimates, averaged per named
 source with its category posterior as weights (as the assessor's audio tokens pool the encoder), read by a
 fixed rule (``rule_answer``). That is roughly what the encoder tells about each type: an assessor below it
@@ -90,6 +93,20 @@ def rule_accuracy(localizer, bench, questions: dict, ids: list[str]) -> dict:
     return {"accuracy": accuracies(rows, right), "chance": chance_levels(rows)}
 
 
+def unheard_share(tokens: dict, questions: dict, ids: list[str]) -> tuple[int, int]:
+    """(questions about the clips ``ids`` that name a source, or have one as their answer, that is not among
+    the clip's audio tokens; all their questions): those no reader of the tokens can answer from them."""
+    names = category_names()
+    missing = total = 0
+    for i in ids:
+        heard = {names[c] for c in tokens[i].category.tolist()}
+        for q in questions.get(i, []):
+            needed = set(q["sources"]) | ({q["truth"]} if q["kind"] in ("above", "below") else set())
+            missing += not needed <= heard
+            total += 1
+    return missing, total
+
+
 def show(name: str, result: dict) -> None:
     accuracy, chance = result["accuracy"], result["chance"]
     cells = ", ".join(f"{t} {accuracy[t]['accuracy']:.1f} % of {accuracy[t]['n']} (chance {chance[t]:.1f})"
@@ -112,6 +129,9 @@ def main() -> None:
     train_ids, val_ids = bench.split_ids(1, "train")[: args.train_clips], bench.split_ids(1, "val")
     ids = train_ids + val_ids
     tokens = dict(zip(ids, clip_tokens(localizer, (bench.binaural(i) for i in ids))))
+    for name, part in (("val clips", val_ids), (f"train clips ({len(train_ids)})", train_ids)):
+        missing, total = unheard_share(tokens, questions, part)
+        print(f"{name}: {missing} of {total} questions name a source that is not among the audio tokens", flush=True)
     show("val clips", evaluate_answers(assessor, tokens, questions, val_ids))
     show("val clips, the localizer read by the fixed rule", rule_accuracy(localizer, bench, questions, val_ids))
     show(f"train clips ({len(train_ids)}), the localizer read by the fixed rule",

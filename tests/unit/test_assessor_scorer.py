@@ -80,18 +80,23 @@ def test_chance_is_the_best_constant_answer():
     assert "doa" not in acc
 
 
-def test_the_fixed_rule_reads_each_named_source_from_its_own_frames():
-    """benchmarks/assessor_by_data.py's rule (no LM) on a clip whose first half is a cello at 60 degrees
-    (left), 2 m, level and whose second half a piano at -60 degrees (right), 5 m, 30 degrees up."""
+def _benchmark_module():
     import importlib.util
     from pathlib import Path
-
-    import torch
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "assessor_by_data.py"
     spec = importlib.util.spec_from_file_location("assessor_by_data", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fixed_rule_reads_each_named_source_from_its_own_frames():
+    """benchmarks/assessor_by_data.py's rule (no LM) on a clip whose first half is a cello at 60 degrees
+    (left), 2 m, level and whose second half a piano at -60 degrees (right), 5 m, 30 degrees up."""
+    import torch
+
+    module = _benchmark_module()
     frames = 10
     p = torch.zeros(1, frames, len(CATS), dtype=torch.float64)
     p[0, :5, CATS.index("cello")] = 1.0
@@ -115,3 +120,22 @@ def test_the_fixed_rule_reads_each_named_source_from_its_own_frames():
     from tas_eval.data.scene import direction_vector
     apart = np.linalg.norm(direction_vector(60.0, 0.0) * 2.0 - direction_vector(-60.0, 30.0) * 5.0)
     assert ask("apart", ["cello", "piano"]) == f"{round(apart / 0.5) * 0.5:.1f}m"
+
+
+def test_questions_about_a_source_the_tokens_lack_are_counted_as_unanswerable():
+    """Tokens carrying the cello and the piano: a question about the harp, or whose answer is the harp, counts."""
+    import torch
+
+    from tas_eval.data.builtin.sources import category_names
+    from tas_eval.metrics.assessor.model import AudioTokens
+
+    module = _benchmark_module()
+    names = category_names()
+    tokens = {"c1": AudioTokens(torch.tensor([names.index("cello"), names.index("piano")]), {})}
+    questions = {"c1": [{"kind": "doa", "sources": ["cello"], "truth": ["left", "front", "level"]},
+                        {"kind": "left_right", "sources": ["cello", "piano"], "truth": "left"},
+                        {"kind": "farther", "sources": ["harp", "piano"], "truth": "yes"},
+                        {"kind": "above", "sources": ["cello"], "truth": "piano"},
+                        {"kind": "below", "sources": ["piano"], "truth": "harp"}],
+                 "c2": [{"kind": "doa", "sources": ["cello"], "truth": ["left", "front", "level"]}]}
+    assert module.unheard_share(tokens, questions, ["c1"]) == (2, 5)
