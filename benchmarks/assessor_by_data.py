@@ -16,6 +16,11 @@ the type at all.
 First, how many of the clips' questions name a source (or have one as their answer) that the audio tokens
 do not carry: the localizer's category head did not hear it enough to make it a source of the clip.
 
+Then, per question kind, the assessor beside what the clip's audio tokens say without an LM
+(``token_answer``: the named line's most probable words; the two named lines' side or distance words
+compared; for "which sound is above/below B", the line most probably above/below): what the LM would score
+by reading its input well.
+
 Beside it, the same clips answered without an LM: the localizer's per-frame estimates, averaged per named
 source with its category posterior as weights (as the assessor's audio tokens pool the encoder), read by a
 fixed rule (``rule_answer``). That is roughly what the encoder tells about each type: an assessor below it
@@ -35,8 +40,8 @@ from tas_eval.data.builtin.sources import category_names
 from tas_eval.data.qa import category_words, distance_text, front_label, vertical_label
 from tas_eval.data.scene import direction_vector, side_label
 from tas_eval.metrics.assessor import load_assessor
-from tas_eval.metrics.assessor.model import PRESENCE, clip_tokens
-from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
+from tas_eval.metrics.assessor.model import PRESENCE, clip_tokens, slot_words
+from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right, kind_accuracies
 from tas_eval.metrics.assessor.training import evaluate_answers, rendered_examples
 from tas_eval.metrics.localizer import load_localizer
 
@@ -107,6 +112,57 @@ def unheard_share(tokens: dict, questions: dict, ids: list[str]) -> tuple[int, i
     return missing, total
 
 
+def token_answer(tokens, question: dict) -> str | None:
+    """What a clip's audio tokens say about ``question`` without an LM: doa and de, the named line's most
+    probable side, front/behind and vertical words, or distance word; left_right, whether A's line leans
+    further left (P(left) - P(right)) than B's; farther, whether A's expected distance word is larger than
+    B's; above/below, the category of the other line whose P(above) - P(below) is largest (smallest for
+    below). "" when a named source has no line (the answer is then wrong); None for apart, which no line
+    states."""
+    names, words = category_names(), slot_words()
+    kind = question["kind"]
+    if kind == "apart":
+        return None
+    lines = [names[c] for c in tokens.category.tolist()]
+    if not set(question["sources"]) <= set(lines):
+        return ""
+    a = lines.index(question["sources"][0])
+
+    def word(slot: str, k: int) -> str:
+        return words[slot][int(tokens.words[slot][k].argmax())]
+
+    if kind == "doa":
+        return ", ".join(word(s, a) for s in ("side", "front", "vertical"))
+    if kind == "de":
+        return word("distance", a)
+    if kind in ("left_right", "farther"):
+        b = lines.index(question["sources"][1])
+        if kind == "left_right":
+            lean = tokens.words["side"][:, 0] - tokens.words["side"][:, 2]  # P(left) - P(right) per line
+            return "left" if float(lean[a]) > float(lean[b]) else "right"
+        metres = torch.tensor([float(w[:-1]) for w in words["distance"]])
+        expected = tokens.words["distance"].double() @ metres.double()
+        return "yes" if float(expected[a]) > float(expected[b]) else "no"
+    up = tokens.words["vertical"][:, 0] - tokens.words["vertical"][:, 2]  # P(above) - P(below) per line
+    others = [k for k in range(len(lines)) if k != a]
+    if not others:
+        return ""
+    sign = 1.0 if kind == "above" else -1.0
+    return category_words(lines[max(others, key=lambda k: sign * float(up[k]))])
+
+
+def token_kinds(tokens: dict, questions: dict, ids: list[str]) -> dict[str, dict]:
+    """``kind_accuracies`` of ``token_answer`` on the questions of the clips ``ids`` (apart left out)."""
+    rows = [(i, q) for i in ids for q in questions.get(i, []) if q["kind"] != "apart"]
+    right = [is_right(q, token_answer(tokens[i], q), category_names()) for i, q in rows]
+    return kind_accuracies([q for _, q in rows], right)
+
+
+def show_kinds(name: str, kinds: dict) -> None:
+    cells = ", ".join(f"{k} {v['accuracy']:.1f} % of {v['n']}" for k, v in sorted(kinds.items()))
+    print(f"{name}, per kind: {cells}", flush=True)
+
+
 def show(name: str, result: dict) -> None:
     accuracy, chance = result["accuracy"], result["chance"]
     cells = ", ".join(f"{t} {accuracy[t]['accuracy']:.1f} % of {accuracy[t]['n']} (chance {chance[t]:.1f})"
@@ -132,11 +188,18 @@ def main() -> None:
     for name, part in (("val clips", val_ids), (f"train clips ({len(train_ids)})", train_ids)):
         missing, total = unheard_share(tokens, questions, part)
         print(f"{name}: {missing} of {total} questions name a source that is not among the audio tokens", flush=True)
-    show("val clips", evaluate_answers(assessor, tokens, questions, val_ids))
+    val = evaluate_answers(assessor, tokens, questions, val_ids)
+    show("val clips", val)
+    show_kinds("val clips, the assessor", val["kinds"])
+    show_kinds("val clips, the audio tokens read without an LM", token_kinds(tokens, questions, val_ids))
     show("val clips, the localizer read by the fixed rule", rule_accuracy(localizer, bench, questions, val_ids))
     show(f"train clips ({len(train_ids)}), the localizer read by the fixed rule",
          rule_accuracy(localizer, bench, questions, train_ids))
-    show(f"train clips ({len(train_ids)}), held-out phrasing", evaluate_answers(assessor, tokens, questions, train_ids))
+    train = evaluate_answers(assessor, tokens, questions, train_ids)
+    show(f"train clips ({len(train_ids)}), held-out phrasing", train)
+    show_kinds(f"train clips ({len(train_ids)}), held-out phrasing, the assessor", train["kinds"])
+    show_kinds(f"train clips ({len(train_ids)}), the audio tokens read without an LM",
+               token_kinds(tokens, questions, train_ids))
     show(f"train clips ({len(train_ids)}), training phrasing",
          evaluate_answers(assessor, tokens, questions, train_ids, field="question"))
     scene_tokens, examples = rendered_examples(bench, 1, args.scenes, args.seed, localizer)

@@ -31,7 +31,7 @@ def test_training_records_what_it_learned_from(tiny_benchmark, tiny_assessor):
     assert record["steps"] == 6 and np.isfinite(record["loss_first"]) and np.isfinite(record["loss_last"])
     assert record["rendered_scenes"] == 4 and record["rendered_questions"] > 0
     assert record["questions_sha256"] == tiny_benchmark.questions()["sha256"]
-    assert set(record["val"]) == {"accuracy", "chance"}
+    assert set(record["val"]) == {"accuracy", "chance", "kinds"}
     assert path.stat().st_size < 20e6
     ckpt = torch.load(path, weights_only=True)
     assert set(ckpt) == {"projector", "lora", "config", "training"}

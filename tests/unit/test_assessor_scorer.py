@@ -139,3 +139,40 @@ def test_questions_about_a_source_the_tokens_lack_are_counted_as_unanswerable():
                         {"kind": "below", "sources": ["piano"], "truth": "harp"}],
                  "c2": [{"kind": "doa", "sources": ["cello"], "truth": ["left", "front", "level"]}]}
     assert module.unheard_share(tokens, questions, ["c1"]) == (2, 5)
+
+
+def test_accuracy_per_kind():
+    from tas_eval.metrics.assessor.scorer import kind_accuracies
+
+    qs = [{"kind": "doa"}, {"kind": "doa"}, {"kind": "left_right"}, {"kind": "doa"}]
+    got = kind_accuracies(qs, [True, False, True, True])
+    assert got == {"doa": {"accuracy": pytest.approx(200 / 3), "n": 3}, "left_right": {"accuracy": 100.0, "n": 1}}
+
+
+def test_the_audio_tokens_read_without_an_lm():
+    """benchmarks/assessor_by_data.py's token reader on tokens of a cello (left, front, level, 2.0m) and a piano
+    (right, behind, above, 4.5m): each kind's answer is the one the lines state; a question naming a source
+    without a line gets no answer."""
+    import torch
+
+    from tas_eval.data.builtin.sources import category_names
+    from tas_eval.metrics.assessor.model import SLOTS, AudioTokens, slot_words
+
+    module = _benchmark_module()
+    names, words = category_names(), slot_words()
+    said = [{"side": "left", "front": "front", "vertical": "level", "distance": "2.0m"},
+            {"side": "right", "front": "behind", "vertical": "above", "distance": "4.5m"}]
+    onehot = {s: torch.stack([torch.nn.functional.one_hot(torch.tensor(words[s].index(w[s])), len(words[s])).float()
+                              for w in said]) for s in SLOTS}
+    tokens = AudioTokens(torch.tensor([names.index("cello"), names.index("piano")]), onehot)
+
+    def ask(kind, sources):
+        return module.token_answer(tokens, {"kind": kind, "sources": sources})
+
+    assert ask("doa", ["cello"]) == "left, front, level" and ask("doa", ["piano"]) == "right, behind, above"
+    assert ask("de", ["piano"]) == "4.5m"
+    assert ask("left_right", ["cello", "piano"]) == "left" and ask("left_right", ["piano", "cello"]) == "right"
+    assert ask("farther", ["cello", "piano"]) == "no" and ask("farther", ["piano", "cello"]) == "yes"
+    assert ask("above", ["cello"]) == "piano" and ask("below", ["piano"]) == "cello"
+    assert ask("apart", ["cello", "piano"]) is None
+    assert ask("doa", ["harp"]) == "" and ask("left_right", ["cello", "harp"]) == ""

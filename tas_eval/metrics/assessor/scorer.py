@@ -97,6 +97,14 @@ def chance_levels(questions: list[dict]) -> dict[str, float | None]:
     return out
 
 
+def kind_accuracies(questions: list[dict], right: list[bool]) -> dict[str, dict]:
+    """Per question kind: {"accuracy": % right, "n": questions}; a kind without questions is left out."""
+    rows: dict[str, list[bool]] = {}
+    for q, r in zip(questions, right):
+        rows.setdefault(q["kind"], []).append(bool(r))
+    return {k: {"accuracy": 100.0 * float(np.mean(v)), "n": len(v)} for k, v in rows.items()}
+
+
 def accuracies(questions: list[dict], right: list[bool]) -> dict[str, dict]:
     """Per type: {"accuracy": % right, "n": questions}; a type without questions is left out."""
     out = {}

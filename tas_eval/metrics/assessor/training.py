@@ -38,7 +38,7 @@ from tas_eval.errors import UserError
 from tas_eval.metrics.assessor import ASSESSOR_ID, Assessor, build_assessor_network
 from tas_eval.metrics.assessor.llm import DEFAULT_LLM
 from tas_eval.metrics.assessor.model import LORA, MAX_SOURCES, PRESENCE
-from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right
+from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right, kind_accuracies
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +111,15 @@ def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -
 
 def evaluate_answers(assessor: Assessor, tokens: dict, questions: dict, ids: list[str],
                      field: str = "question_heldout") -> dict:
-    """{"accuracy": {type: {"accuracy" %, "n"}}, "chance": {type: %}} of the assessor on the questions of ``ids``
-    asked in ``field`` about the audio tokens of each clip."""
+    """{"accuracy": {type: {"accuracy" %, "n"}}, "chance": {type: %}, "kinds": {kind: {"accuracy" %, "n"}}} of the
+    assessor on the questions of ``ids`` asked in ``field`` about the audio tokens of each clip."""
     from tas_eval.data.builtin.sources import category_names
 
     rows = [(i, q) for i in ids for q in questions.get(i, [])]
     qs = [q for _, q in rows]
     answers = assessor.answer([tokens[i] for i, _ in rows], qs, field)
     right = [is_right(q, a, category_names()) for q, a in zip(qs, answers)]
-    return {"accuracy": accuracies(qs, right), "chance": chance_levels(qs)}
+    return {"accuracy": accuracies(qs, right), "chance": chance_levels(qs), "kinds": kind_accuracies(qs, right)}
 
 
 def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = DEFAULT_LLM,
