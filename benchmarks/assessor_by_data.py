@@ -13,13 +13,14 @@ High on the train clips and low on val would say it overfits; high on the render
 clips would say the rendered scenes do not teach what the clips need; low everywhere, that it does not learn
 the type at all.
 
-First, how many of the clips' questions name a source (or have one as their answer) that the audio tokens
-do not carry: the localizer's category head did not hear it enough to make it a source of the clip.
+First, how many of the clips' questions have a source as their answer that the audio tokens the question
+reads do not carry: the localizer's category head did not hear it enough to make it a source of the clip
+(the sources a question names are always among them).
 
-Then, per question kind, the assessor beside what the clip's audio tokens say without an LM
-(``token_answer``: the named line's most probable words; the two named lines' side or distance words
-compared; for "which sound is above/below B", the line most probably above/below): what the LM would score
-by reading its input well.
+Then, per question kind, the assessor beside what the audio tokens a question reads say without an LM
+(``token_answer``: the named line's most probable words; the relation line's more probable word; for
+"which sound is above/below B", the line most probably above/below): what the LM would score by reading
+its input well.
 
 Beside it, the same clips answered without an LM: the localizer's per-frame estimates, averaged per named
 source with its category posterior as weights (as the assessor's audio tokens pool the encoder), read by a
@@ -40,7 +41,7 @@ from tas_eval.data.builtin.sources import category_names
 from tas_eval.data.qa import category_words, distance_text, front_label, vertical_label
 from tas_eval.data.scene import direction_vector, side_label
 from tas_eval.metrics.assessor import load_assessor
-from tas_eval.metrics.assessor.model import PRESENCE, clip_tokens, slot_words
+from tas_eval.metrics.assessor.model import PRESENCE, clip_tokens, for_question, relation_words, slot_words
 from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right, kind_accuracies
 from tas_eval.metrics.assessor.training import evaluate_answers, rendered_examples
 from tas_eval.metrics.localizer import load_localizer
@@ -100,12 +101,13 @@ def rule_accuracy(localizer, bench, questions: dict, ids: list[str]) -> dict:
 
 def unheard_share(tokens: dict, questions: dict, ids: list[str]) -> tuple[int, int]:
     """(questions about the clips ``ids`` that name a source, or have one as their answer, that is not among
-    the clip's audio tokens; all their questions): those no reader of the tokens can answer from them."""
+    the audio tokens the question reads (``for_question``); all their questions): those no reader of the
+    tokens can answer from them."""
     names = category_names()
     missing = total = 0
     for i in ids:
-        heard = {names[c] for c in tokens[i].category.tolist()}
         for q in questions.get(i, []):
+            heard = {names[c] for c in for_question(tokens[i], q["sources"]).category.tolist()}
             needed = set(q["sources"]) | ({q["truth"]} if q["kind"] in ("above", "below") else set())
             missing += not needed <= heard
             total += 1
@@ -113,37 +115,30 @@ def unheard_share(tokens: dict, questions: dict, ids: list[str]) -> tuple[int, i
 
 
 def token_answer(tokens, question: dict) -> str | None:
-    """What a clip's audio tokens say about ``question`` without an LM: doa and de, the named line's most
-    probable side, front/behind and vertical words, or distance word; left_right, whether A's line leans
-    further left (P(left) - P(right)) than B's; farther, whether A's expected distance word is larger than
-    B's; above/below, the category of the other line whose P(above) - P(below) is largest (smallest for
-    below). "" when a named source has no line (the answer is then wrong); None for apart, which no line
-    states."""
-    names, words = category_names(), slot_words()
+    """What the audio tokens ``question`` reads (``for_question`` of the clip's tokens) say without an LM: doa and
+    de, the named line's most probable side, front/behind and vertical words, or distance word; left_right and
+    farther, the relation line's more probable word (ties: its first); above/below, the category of the other
+    line whose P(above) - P(below) is largest (smallest for below); None for apart, which no line states."""
+    names, words, relation = category_names(), slot_words(), relation_words()
     kind = question["kind"]
     if kind == "apart":
         return None
-    lines = [names[c] for c in tokens.category.tolist()]
-    if not set(question["sources"]) <= set(lines):
-        return ""
+    read = for_question(tokens, question["sources"])
+    lines = [names[c] for c in read.category.tolist()]
     a = lines.index(question["sources"][0])
 
     def word(slot: str, k: int) -> str:
-        return words[slot][int(tokens.words[slot][k].argmax())]
+        return words[slot][int(read.words[slot][k].argmax())]
 
     if kind == "doa":
         return ", ".join(word(s, a) for s in ("side", "front", "vertical"))
     if kind == "de":
         return word("distance", a)
     if kind in ("left_right", "farther"):
-        b = lines.index(question["sources"][1])
-        if kind == "left_right":
-            lean = tokens.words["side"][:, 0] - tokens.words["side"][:, 2]  # P(left) - P(right) per line
-            return "left" if float(lean[a]) > float(lean[b]) else "right"
-        metres = torch.tensor([float(w[:-1]) for w in words["distance"]])
-        expected = tokens.words["distance"].double() @ metres.double()
-        return "yes" if float(expected[a]) > float(expected[b]) else "no"
-    up = tokens.words["vertical"][:, 0] - tokens.words["vertical"][:, 2]  # P(above) - P(below) per line
+        rel = "side_of" if kind == "left_right" else "distance_of"
+        said = relation[rel][0 if float(read.relations[rel][0, 0]) >= 0.5 else 1]
+        return said if kind == "left_right" else ("yes" if said == "farther" else "no")
+    up = read.words["vertical"][:, 0] - read.words["vertical"][:, 2]  # P(above) - P(below) per line
     others = [k for k in range(len(lines)) if k != a]
     if not others:
         return ""

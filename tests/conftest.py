@@ -109,7 +109,7 @@ def tiny_llm(tmp_path_factory) -> str:
     from tas_eval.metrics.assessor.llm import save_tiny_llama
 
     text = " ".join(t for train, heldout in TEMPLATES.values() for t in (*train, heldout))
-    text += " Audio Question Answer left center right front behind above below level yes no m "
+    text += " Audio Question Answer left center right front behind above below level yes no m farther nearer than "
     text += " ".join(category_words(c) for c in category_names())
     text += " " + " ".join(f"{k / 2:.1f}" for k in range(41))
     words = sorted(set(re.findall(r"\d+\.\d+|[A-Za-z]+|[^\sA-Za-z\d]", text)))

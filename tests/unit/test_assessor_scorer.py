@@ -122,23 +122,29 @@ def test_the_fixed_rule_reads_each_named_source_from_its_own_frames():
     assert ask("apart", ["cello", "piano"]) == f"{round(apart / 0.5) * 0.5:.1f}m"
 
 
-def test_questions_about_a_source_the_tokens_lack_are_counted_as_unanswerable():
-    """Tokens carrying the cello and the piano: a question about the harp, or whose answer is the harp, counts."""
+def test_questions_whose_answer_the_tokens_lack_are_counted_as_unanswerable():
+    """Tokens hearing the cello and the piano, the harp faintly: a question about the harp reads its line, but a
+    question whose answer is the harp cannot (only the named sources join the heard ones)."""
     import torch
 
     from tas_eval.data.builtin.sources import category_names
     from tas_eval.metrics.assessor.model import AudioTokens
+    from tas_eval.metrics.localizer import DISTANCE_CLASSES, azimuth_centres
 
     module = _benchmark_module()
     names = category_names()
-    tokens = {"c1": AudioTokens(torch.tensor([names.index("cello"), names.index("piano")]), {})}
+    bins = len(azimuth_centres())
+    flat = {"azimuth": torch.full((3, bins), 1 / bins, dtype=torch.float64),
+            "distance": torch.full((3, DISTANCE_CLASSES), 1 / DISTANCE_CLASSES, dtype=torch.float64)}
+    tokens = {"c1": AudioTokens(torch.tensor([names.index(c) for c in ("cello", "piano", "harp")]), {},
+                                torch.tensor([0.6, 0.3, 0.001]), flat)}
     questions = {"c1": [{"kind": "doa", "sources": ["cello"], "truth": ["left", "front", "level"]},
                         {"kind": "left_right", "sources": ["cello", "piano"], "truth": "left"},
                         {"kind": "farther", "sources": ["harp", "piano"], "truth": "yes"},
                         {"kind": "above", "sources": ["cello"], "truth": "piano"},
                         {"kind": "below", "sources": ["piano"], "truth": "harp"}],
                  "c2": [{"kind": "doa", "sources": ["cello"], "truth": ["left", "front", "level"]}]}
-    assert module.unheard_share(tokens, questions, ["c1"]) == (2, 5)
+    assert module.unheard_share(tokens, questions, ["c1"]) == (1, 5)
 
 
 def test_accuracy_per_kind():
@@ -150,13 +156,15 @@ def test_accuracy_per_kind():
 
 
 def test_the_audio_tokens_read_without_an_lm():
-    """benchmarks/assessor_by_data.py's token reader on tokens of a cello (left, front, level, 2.0m) and a piano
-    (right, behind, above, 4.5m): each kind's answer is the one the lines state; a question naming a source
-    without a line gets no answer."""
+    """benchmarks/assessor_by_data.py's token reader on tokens of a cello (left, front, level, 2.0m, pooled far
+    left and near) and a piano (right, behind, above, 4.5m, pooled far right and far): each kind's answer is
+    the one the lines state."""
     import torch
 
     from tas_eval.data.builtin.sources import category_names
+    from tas_eval.data.scene import lateral_angle
     from tas_eval.metrics.assessor.model import SLOTS, AudioTokens, slot_words
+    from tas_eval.metrics.localizer import DISTANCE_CLASSES, azimuth_centres
 
     module = _benchmark_module()
     names, words = category_names(), slot_words()
@@ -164,7 +172,13 @@ def test_the_audio_tokens_read_without_an_lm():
             {"side": "right", "front": "behind", "vertical": "above", "distance": "4.5m"}]
     onehot = {s: torch.stack([torch.nn.functional.one_hot(torch.tensor(words[s].index(w[s])), len(words[s])).float()
                               for w in said]) for s in SLOTS}
-    tokens = AudioTokens(torch.tensor([names.index("cello"), names.index("piano")]), onehot)
+    lateral = [lateral_angle(float(a), 0.0) for a in azimuth_centres()]
+    pooled = {"azimuth": torch.zeros(2, len(lateral), dtype=torch.float64),
+              "distance": torch.zeros(2, DISTANCE_CLASSES, dtype=torch.float64)}
+    pooled["azimuth"][0, lateral.index(max(lateral))] = pooled["azimuth"][1, lateral.index(min(lateral))] = 1.0
+    pooled["distance"][0, 4] = pooled["distance"][1, 9] = 1.0
+    tokens = AudioTokens(torch.tensor([names.index("cello"), names.index("piano")]), onehot,
+                         torch.tensor([0.6, 0.4]), pooled)
 
     def ask(kind, sources):
         return module.token_answer(tokens, {"kind": kind, "sources": sources})
@@ -175,4 +189,3 @@ def test_the_audio_tokens_read_without_an_lm():
     assert ask("farther", ["cello", "piano"]) == "no" and ask("farther", ["piano", "cello"]) == "yes"
     assert ask("above", ["cello"]) == "piano" and ask("below", ["piano"]) == "cello"
     assert ask("apart", ["cello", "piano"]) is None
-    assert ask("doa", ["harp"]) == "" and ask("left_right", ["cello", "harp"]) == ""

@@ -6,7 +6,8 @@ accuracy from one to the other, per question type, is the metric. BAT (Spatial-A
 assessor's encoder and data but published no scorer, and TASU published neither; this is tas-eval's:
 
     binaural clip -> the localizer (frozen, tas_eval.metrics.localizer)
-                  -> per source heard, a line of soft words (a fixed projector, model.py)
+                  -> per source heard or named by the question, and for the pair it compares, a line of
+                     soft words (a fixed projector, model.py)
                   -> a frozen Llama-architecture LM with LoRA adapters (llm.py; default SmolLM2-135M-Instruct)
                   -> an answer, scored against the scene's geometry (scorer.py)
 
@@ -28,7 +29,7 @@ import torch
 
 from tas_eval.errors import UserError
 from tas_eval.metrics.assessor.llm import DEFAULT_LLM, LLMUnavailable, llm_available, load_llm
-from tas_eval.metrics.assessor.model import AssessorNet, AudioTokens, clip_tokens
+from tas_eval.metrics.assessor.model import RELATIONS, AssessorNet, AudioTokens, clip_tokens, for_question
 from tas_eval.metrics.assessor.scorer import CHOICES, MAX_NEW_TOKENS, MODES
 from tas_eval.paths import file_sha256
 
@@ -58,18 +59,19 @@ class Assessor:
                 "localizer": self.localizer.describe()}
 
     def encode(self, items) -> list[AudioTokens]:
-        """Audio tokens (model.AudioTokens: one per source heard) of each (2, T) clip at 16 kHz (numpy or torch)."""
+        """Audio tokens (model.AudioTokens: a line per category) of each (2, T) clip at 16 kHz (numpy or torch)."""
         return clip_tokens(self.localizer, items)
 
     def answer(self, tokens: list[AudioTokens], questions: list[dict], field: str = "question_heldout") -> list[str]:
         """The assessor's answer to each question (its ``field`` text), asked about the audio tokens of the
-        same row: the chosen candidate for a "choice" kind, the greedy free answer for a "generate" kind."""
+        same row (the lines ``for_question`` picks for it): the chosen candidate for a "choice" kind, the greedy
+        free answer for a "generate" kind."""
         answers = [""] * len(questions)
         for mode in ("choice", "generate"):
             rows = [k for k, q in enumerate(questions) if MODES[q["kind"]] == mode]
             for start in range(0, len(rows), ANSWER_BATCH):
                 chunk = rows[start : start + ANSWER_BATCH]
-                toks = [tokens[k] for k in chunk]
+                toks = [for_question(tokens[k], questions[k]["sources"]) for k in chunk]
                 texts = [questions[k][field] for k in chunk]
                 if mode == "choice":
                     got = self.network.choose(toks, texts, [CHOICES[questions[k]["kind"]] for k in chunk])
@@ -113,6 +115,9 @@ def _load(path: str, sha256: str, llm: str | None, localizer: str | None, device
     if "presence" not in config:
         raise UserError(f"{path}: was trained on audio tokens of 0.5 s, not on the per-source tokens this version "
                         "reads; retrain it with `tas-eval assessor train`.")
+    if not config.get("named_sources") or config.get("relations") != list(RELATIONS):
+        raise UserError(f"{path}: was trained on other audio-token lines than this version writes (the heard sources, "
+                        "the sources the question names and their relation); retrain it with `tas-eval assessor train`.")
     located = load_localizer(localizer, device)
     if located.weights_sha256 != config["localizer_sha256"]:
         raise UserError(f"{path}: was trained on the localizer with sha256 {config['localizer_sha256'][:12]}, not on "

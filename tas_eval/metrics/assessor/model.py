@@ -1,14 +1,24 @@
 """The assessor network: the localizer (frozen) -> a fixed soft-word projector -> a frozen Llama with LoRA.
 
-Audio tokens: one per source the localizer hears in the clip, written as a line of words. The
-localizer (frozen) gives, per 0.1 s frame of the peak-normalized clip, posteriors over azimuth,
-elevation, distance and category (Localizer.locate's heads). A category is a source of the clip when
-its posterior, averaged over the clip's frames, reaches PRESENCE (at most MAX_SOURCES, the most present
-first; at least the most present one). Its token is the other heads' posteriors averaged over the
-frames with that category's posterior as weights, mapped to the answers' words (slot_maps): the
-azimuth posterior to left/center/right and to front/behind, the elevation posterior to
-above/level/below, the distance posterior to the 0.5 m words. A source thus reaches the LM already
-named, and a question's "the cello" points at one token.
+Audio tokens: one line of words per source, for the sources the localizer hears in the clip and the
+sources the question names. The localizer (frozen) gives, per 0.1 s frame of the peak-normalized clip,
+posteriors over azimuth, elevation, distance and category (Localizer.locate's heads). Each category's
+line pools the other heads' posteriors over the frames with that category's posterior as weights, mapped
+to the answers' words (slot_maps): the azimuth posterior to left/center/right and to front/behind, the
+elevation posterior to above/level/below, the distance posterior to the 0.5 m words. ``audio_tokens``
+makes the line of every category once per clip; ``for_question`` picks the ones the LM reads: the
+categories heard (the posterior averaged over the clip's frames reaches PRESENCE; at most MAX_SOURCES,
+the most present first; at least the most present one), then the categories the question names, heard or
+not, in the question's order, nearest the question (with the named lines among the others, the LM
+learned to read the last line, whichever source it was). A source thus reaches the LM already named, a
+question's "the cello" points at one line, and a named source the category head hears faintly is read
+from the frames where it hears it most instead of being absent (such sources were about a quarter of the
+val clips' questions with the heard ones alone). A question comparing two sources, A and B, reads one
+more line, their relation: the probability that A is left (rather than right) of B and farther (rather
+than nearer), from the two sources' pooled posteriors taken as independent (relation_orders). Given only
+the per-source lines, the LM answered "is A left or right of B" with A's own side, near chance, where
+comparing the two lines' side words answers most of them; given every pair's relation line, it did not
+find the pair's line among a dozen.
 
 Projector: that fixed linear map, then each slot's word probabilities weighting those words' LM input
 embeddings (SoftWordProjector), laid out with a written list's punctuation, so a source enters the LM
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -46,13 +57,20 @@ LORA = {"r": 8, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_pr
 
 
 class AudioTokens(NamedTuple):
-    """A clip's audio tokens: per source the localizer hears (n of them), its category and its words' probabilities."""
+    """A clip's audio tokens, n lines: per line its category, its words' probabilities and the category's
+    posterior averaged over the clip's frames."""
 
     category: torch.Tensor  # (n,) int64, indices into slot_words()["category"]
     words: dict  # slot (SLOTS) -> (n, words of the slot) float32 probabilities, each row summing to 1
+    mass: torch.Tensor  # (n,) float32 in [0, 1]
+    pooled: dict | None = None  # head of RELATION_HEADS -> (n, classes) float64: the line's pooled posterior
+    pairs: torch.Tensor | None = None  # (m, 2) int64: (a, b) line indices of the relation lines
+    relations: dict | None = None  # RELATIONS -> (m, 2) float32: P(a is [first word] of b), P([second word])
 
 
 SLOTS = ("side", "front", "vertical", "distance")
+RELATIONS = ("side_of", "distance_of")
+RELATION_HEADS = ("azimuth", "distance")
 
 
 def question_text(question: str) -> str:
@@ -61,7 +79,8 @@ def question_text(question: str) -> str:
 
 
 def audio_tokens(localizer, audio: torch.Tensor) -> list[AudioTokens]:
-    """(B, 2, T) binaural audio at 16 kHz -> per clip, its AudioTokens (see the module docstring), on the CPU."""
+    """(B, 2, T) binaural audio at 16 kHz -> per clip, the AudioTokens of every category the localizer knows,
+    the most present first (see the module docstring), on the CPU."""
     from tas_eval.data.builtin.sources import category_names
 
     x = peak_normalize(audio.to(localizer.device, torch.float64)).float()
@@ -72,13 +91,40 @@ def audio_tokens(localizer, audio: torch.Tensor) -> list[AudioTokens]:
     out = []
     for b, p in enumerate(post["category"]):
         mass = p.mean(0)
-        order = torch.argsort(mass, descending=True, stable=True)[:MAX_SOURCES]
-        keep = order[mass[order] >= PRESENCE]
-        keep = keep if len(keep) else order[:1]
-        w = p[:, keep] / p[:, keep].sum(0).clamp_min(1e-12)  # (frames, n): each source's frame weights
+        order = torch.argsort(mass, descending=True, stable=True)
+        w = p[:, order] / p[:, order].sum(0).clamp_min(1e-12)  # (frames, categories): each one's frame weights
+        pooled = {head: w.T @ post[head][b] for head in RELATION_HEADS}  # (categories, classes)
         words = {slot: (w.T @ post[head][b] @ m).float() for slot, (head, m) in maps.items()}
-        out.append(AudioTokens(index[keep], words))
+        out.append(AudioTokens(index[order], words, mass[order].float(), pooled))
     return out
+
+
+def for_question(tokens: AudioTokens, sources: list[str]) -> AudioTokens:
+    """The lines of a clip's ``tokens`` the LM reads for a question naming ``sources`` (category ids): the
+    categories heard (mean posterior at least PRESENCE; at most MAX_SOURCES, the most present first; at least
+    the most present one) in order of mean posterior, then the named ones, heard or not, in the question's
+    order; for a question naming two sources (a, b), the relation line of the pair (a, b) last."""
+    from tas_eval.data.builtin.sources import category_names
+
+    names = category_names()
+    named = [names.index(s) for s in sources]
+    rank = torch.argsort(tokens.mass, descending=True, stable=True).tolist()
+    heard = {r for k, r in enumerate(rank[:MAX_SOURCES]) if k == 0 or float(tokens.mass[r]) >= PRESENCE}
+    row = {int(c): r for r, c in enumerate(tokens.category.tolist())}
+    keep = [r for r in rank if r in heard and int(tokens.category[r]) not in named] + [row[c] for c in named]
+    category = tokens.category[keep]
+    pairs = relations = None
+    if len(named) == 2:
+        a, b = len(keep) - 2, len(keep) - 1
+        pairs = torch.tensor([[a, b]], dtype=torch.long)
+        relations = {}
+        for rel, (head, greater) in relation_orders().items():
+            p_a, p_b = tokens.pooled[head][keep[a]], tokens.pooled[head][keep[b]]
+            first = float(p_a @ greater @ p_b)  # P(a's class beyond b's), the two drawn independently
+            relations[rel] = torch.tensor([[first, 1.0 - first]], dtype=torch.float32)
+    return AudioTokens(category, {k: v[keep] for k, v in tokens.words.items()}, tokens.mass[keep],
+                       {k: v[keep] for k, v in tokens.pooled.items()} if tokens.pooled is not None else None,
+                       pairs, relations)
 
 
 def slot_maps() -> dict[str, tuple[str, torch.Tensor]]:
@@ -106,6 +152,28 @@ def slot_maps() -> dict[str, tuple[str, torch.Tensor]]:
                                             "distance"))}
 
 
+def relation_orders() -> dict[str, tuple[str, torch.Tensor]]:
+    """Per relation, (the localizer head it reads, a (classes, classes) matrix G with G[i, j] = 1 when class i
+    lies further along the relation's first word than class j, 1/2 when level with it, 0 otherwise), so that
+    p_a @ G @ p_b is the probability that source a is, e.g., left of source b: side_of by the azimuth bins'
+    lateral angles at elevation 0 (positive = left; a front bin and its mirror behind are level),
+    distance_of by the distance classes."""
+    from tas_eval.data.scene import lateral_angle
+    from tas_eval.metrics.localizer import DISTANCE_CLASSES, azimuth_centres
+
+    def greater(values) -> torch.Tensor:
+        v = torch.as_tensor(np.round(np.asarray(values, dtype=np.float64), 6))
+        return (v[:, None] > v[None, :]).double() + 0.5 * (v[:, None] == v[None, :]).double()
+
+    return {"side_of": ("azimuth", greater([lateral_angle(float(a), 0.0) for a in azimuth_centres()])),
+            "distance_of": ("distance", greater(np.arange(DISTANCE_CLASSES)))}
+
+
+def relation_words() -> dict[str, list[str]]:
+    """The two words of each relation, in the order of AudioTokens.relations' columns."""
+    return {"side_of": ["left", "right"], "distance_of": ["farther", "nearer"]}
+
+
 def slot_words() -> dict[str, list[str]]:
     """The words each slot of an audio token is drawn from: the answers' own vocabulary."""
     from tas_eval.data.builtin.sources import category_names
@@ -117,17 +185,17 @@ def slot_words() -> dict[str, list[str]]:
 
 
 def clip_tokens(localizer, items) -> list[AudioTokens]:
-    """AudioTokens of each (2, T) clip at 16 kHz (numpy or torch), one clip at a time (clips may differ in
+    """``audio_tokens`` of each (2, T) clip at 16 kHz (numpy or torch), one clip at a time (clips may differ in
     length)."""
     return [audio_tokens(localizer, torch.as_tensor(x)[None])[0] for x in items]
 
 
 class SoftWordProjector(nn.Module):
-    """AudioTokens (n sources) -> (n * 10, LM width): per source, its category's word embedding, then per slot
-    the word probabilities weighting those words' LM input embeddings (each word's the mean of its
-    tokens'), laid out with the punctuation of a written list, "cello: left, front, level, 2.5m;"
-    (``separators``: the embeddings of ":", "," and ";"). It has no trained weights: its buffers record the
-    embeddings it wrote with."""
+    """AudioTokens (n lines, m pairs) -> (n * 10 + m * 6, LM width): per line, its category's word embedding, then
+    per slot the word probabilities weighting those words' LM input embeddings (each word's the mean of its
+    tokens'), laid out with the punctuation of a written list, "cello: left, front, level, 2.5m;"; then per
+    pair the same for its relations, "cello left farther than harp;" (``separators``: the embeddings of ":",
+    ",", ";" and "than"). It has no trained weights: its buffers record the embeddings it wrote with."""
 
     def __init__(self, bases: dict[str, torch.Tensor], separators: torch.Tensor):
         super().__init__()
@@ -143,7 +211,16 @@ class SoftWordProjector(nn.Module):
         for j, slot in enumerate(SLOTS):
             words += [tokens.words[slot].to(device) @ getattr(self, f"basis_{slot}"),
                       comma if j < len(SLOTS) - 1 else semicolon]
-        return torch.stack(words, dim=1).reshape(-1, words[0].shape[-1])  # source 0's line, then source 1's, ...
+        lines = torch.stack(words, dim=1).reshape(-1, words[0].shape[-1])  # source 0's line, then source 1's, ...
+        if tokens.pairs is None or not len(tokens.pairs):
+            return lines
+        m = len(tokens.pairs)
+        names = self.basis_category[tokens.category.to(device)]
+        pairs = tokens.pairs.to(device)
+        rel = [names[pairs[:, 0]]]
+        rel += [tokens.relations[r].to(device) @ getattr(self, f"basis_{r}") for r in RELATIONS]
+        rel += [self.separators[3].expand(m, -1), names[pairs[:, 1]], self.separators[2].expand(m, -1)]
+        return torch.cat([lines, torch.stack(rel, dim=1).reshape(-1, lines.shape[-1])])
 
 
 class AssessorNet(nn.Module):
@@ -156,10 +233,10 @@ class AssessorNet(nn.Module):
         embed = llm.get_input_embeddings()
         bases = {}
         with torch.no_grad():
-            for slot, words in slot_words().items():
+            for slot, words in {**slot_words(), **relation_words()}.items():
                 ids = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words]
                 bases[slot] = torch.stack([embed.weight[i].mean(0) for i in ids]).float()
-            marks = [tokenizer(m, add_special_tokens=False)["input_ids"] for m in (":", ",", ";")]
+            marks = [tokenizer(m, add_special_tokens=False)["input_ids"] for m in (":", ",", ";", " than")]
             separators = torch.stack([embed.weight[i].mean(0) for i in marks]).float()
         self.projector = SoftWordProjector(bases, separators)
         self.llm = get_peft_model(llm, LoraConfig(**LORA))
@@ -189,7 +266,8 @@ class AssessorNet(nn.Module):
     def sequences(self, audio_tokens: list[torch.Tensor], questions: list[str], answers: list[str] | None,
                   left_pad: bool) -> dict:
         """Input embeddings (B, L, hidden), attention mask, position ids and answer positions of a batch:
-        per example, its AudioTokens, question and (if given) answer plus end-of-text."""
+        per example, the AudioTokens it reads (``for_question``'s), its question and (if given) answer plus
+        end-of-text."""
         embed = self.llm.get_input_embeddings()
         device = embed.weight.device
         prefix = self._ids(AUDIO_PREFIX)

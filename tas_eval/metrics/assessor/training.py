@@ -37,7 +37,7 @@ from tqdm import tqdm
 from tas_eval.errors import UserError
 from tas_eval.metrics.assessor import ASSESSOR_ID, Assessor, build_assessor_network
 from tas_eval.metrics.assessor.llm import DEFAULT_LLM
-from tas_eval.metrics.assessor.model import LORA, MAX_SOURCES, PRESENCE
+from tas_eval.metrics.assessor.model import LORA, MAX_SOURCES, PRESENCE, RELATIONS, for_question
 from tas_eval.metrics.assessor.scorer import accuracies, chance_levels, is_right, kind_accuracies
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
     for _ in tqdm(range(p["steps"]), desc="assessor: training", unit="step", leave=False):
         pool = rendered if rng.random() < P_RENDERED else examples  # whole batches: a batch pads to its longest clip
         batch = [pool[int(k)] for k in rng.integers(0, len(pool), p["batch"])]
-        loss = network.loss([tokens[i] for i, _ in batch], [q["question"] for _, q in batch],
+        loss = network.loss([for_question(tokens[i], q["sources"]) for i, q in batch],
+                            [q["question"] for _, q in batch],
                             [q["answer"] for _, q in batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -170,7 +171,8 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
     train_seconds = time.perf_counter() - train_start
     network.eval()
     config = {"id": ASSESSOR_ID, "llm": llm, "llm_sha256": llm_info["sha256"], "llm_id": llm_info["id"],
-              "presence": PRESENCE, "max_sources": MAX_SOURCES, "lora": dict(LORA),
+              "presence": PRESENCE, "max_sources": MAX_SOURCES, "named_sources": True,
+              "relations": list(RELATIONS), "lora": dict(LORA),
               "localizer_sha256": located.weights_sha256, "qa_version": block.get("version"),
               "questions_sha256": block.get("sha256"), "split": split, "train_items": list(train_ids)}
     assessor = Assessor(network, located, config, "", llm_info)
