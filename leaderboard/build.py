@@ -366,6 +366,7 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
             "columns": columns, "rows": rows, "sorted_by": sorted_by, "note": None,
             "ground_truth": gt_row,
             "subset_families": _subset_families(schema, columns, rows + ([gt_row] if gt_row else [])),
+            "qa_withheld": _qa_withheld(members + gt[:1]),
         }
         first = firsts.setdefault((dataset_id, split), table)
         if first is not table:
@@ -375,6 +376,18 @@ def collect(results_root: str | os.PathLike, display_schema: dict | None = None)
     means = _means(schema, runs, warnings)
     samples = _samples(root, tables, warnings)
     return {"tables": tables, "means": means, "samples": samples, "warnings": list(dict.fromkeys(warnings))}
+
+
+def _qa_withheld(runs: list[dict]) -> list[dict]:
+    """The question-answering gaps that runs of one table withhold (the assessor at chance on the references),
+    once per metric and assessor, with the references' accuracy, the chance level and the reason."""
+    found: dict[tuple, dict] = {}
+    for run in runs:
+        for mid, w in sorted(((run["results"].get("extra") or {}).get("question_answering_withheld") or {}).items()):
+            key = (mid, (w.get("backbone") or {}).get("sha256"))
+            found.setdefault(key, {"metric": mid, **{k: w.get(k) for k in (
+                "why", "accuracy_ground_truth", "chance", "questions", "p_above_chance")}})
+    return list(found.values())
 
 
 def _item_values(root: Path, run: dict, warnings: list[str]) -> dict[str, dict[str, float]] | None:

@@ -145,6 +145,8 @@ def _score_and_record(pred_dir: Path, dataset: Dataset, split: int, ids: list[st
         extra["metrics_without_values"] = scores.unscored
     if scores.qa_note:
         extra["question_answering_not_computed"] = scores.qa_note
+    if scores.qa_withheld:
+        extra["question_answering_withheld"] = scores.qa_withheld
     if run_info is None:
         extra["submission"] = {k: model_json[k] for k in ("name", "version", "description", "guidance") if k in model_json}
     timings = dict(info.get("timings", {}))

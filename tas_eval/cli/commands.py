@@ -59,6 +59,13 @@ def _print_results(all_results: list[dict], folders: list[Path], heading: str) -
     notes = all_results[0]["extra"].get("model_notes")
     if notes:
         print("model notes (summed over the test items): " + ", ".join(f"{k}={v:g}" for k, v in sorted(notes.items())))
+    for r in all_results:
+        extra = r["extra"]
+        if extra.get("question_answering_not_computed"):
+            print(f"split {r['split']}: question answering not computed: {extra['question_answering_not_computed']}")
+        for mid, w in sorted(extra.get("question_answering_withheld", {}).items()):
+            print(f"split {r['split']}: {mid} withheld: {w['why']} ({w['accuracy_ground_truth']:.1f} % right on the "
+                  f"references, chance {w['chance']:.1f} %, {w['questions']} questions)")
     for folder in folders:
         print(f"results: {folder}")
 

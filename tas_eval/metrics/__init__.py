@@ -219,8 +219,10 @@ class Scores:
     """What ``score`` gives: a record per metric with a value, the per-item values of the per-item
     metrics ((N,) float64, NaN where an item could not be scored), the per-item metrics that could
     score no item at all (they have no record), per subset of items the per-item metrics'
-    summaries ({family: {subset: {metric id: summary}}}), the assessor's answers per item, and why
-    the question-answering metrics were not computed (None when they were, or were not asked for)."""
+    summaries ({family: {subset: {metric id: summary}}}), the assessor's answers per item, why
+    the question-answering metrics were not computed (None when they were, or were not asked for),
+    and the question-answering gaps withheld because the assessor is at chance on the references
+    ({metric id: details and "why"}; tas_eval.metrics.question_answering)."""
 
     records: dict[str, MetricRecord] = field(default_factory=dict)
     per_item: dict[str, np.ndarray] = field(default_factory=dict)
@@ -228,6 +230,7 @@ class Scores:
     subsets: dict = field(default_factory=dict)
     answers: dict = field(default_factory=dict)
     qa_note: str | None = None
+    qa_withheld: dict = field(default_factory=dict)
 
 
 def split_metric_ids(metric_ids: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
@@ -283,9 +286,9 @@ def score(preds, refs, sr: int, *, item_ids: Sequence[str], annotations: Sequenc
     qa_ids = None if metric_ids is None else [i for i in set_metric_ids if getattr(get_metric(i), "kind", "") == "qa"]
     if qa_ids is None or qa_ids:
         with float32_region(device):
-            records, out.answers, out.qa_note = compute_qa(preds, refs, item_ids=list(item_ids), questions=questions,
-                                                           options=assessor, metric_ids=qa_ids, device=device,
-                                                           dataset_hash=dataset_hash, split=split)
+            records, out.answers, out.qa_note, out.qa_withheld = compute_qa(
+                preds, refs, item_ids=list(item_ids), questions=questions, options=assessor, metric_ids=qa_ids,
+                device=device, dataset_hash=dataset_hash, split=split)
         if out.qa_note and qa_ids:
             raise UserError(f"The question-answering metrics cannot be computed: {out.qa_note}.")
         if out.qa_note:

@@ -11,7 +11,14 @@ negative value that it answered better (chance agreement with a wrong answer can
 questions). Each record's details hold both accuracies, the chance level of the type (the best
 constant answer, tas_eval.metrics.assessor.scorer.chance_levels), the number of questions, the
 answering mode of each kind, the sha256 of the questions and how many of the clips the assessor was
-trained on. The metrics are set-level: one value per prediction set, no per-item spread.
+trained on, and ``p_above_chance``: how likely an answerer at chance gets as many right on the
+references (tas_eval.metrics.assessor.scorer.p_above_chance). The metrics are set-level: one value per
+prediction set, no per-item spread.
+
+A gap is withheld, not reported, for a type on which the assessor answers the references no better than
+chance (accuracy on the references at or below the chance level): there the assessor knows nothing a
+constant answer does not, and a gap of 0 would read as a perfect prediction. The accuracies of a
+withheld type are still recorded, beside the reason (``compute_qa``'s ``withheld``).
 """
 
 from __future__ import annotations
@@ -91,33 +98,38 @@ def _reference_answers(assessor, refs, rows, qs, dataset_hash: str | None, split
     return answers
 
 
+WITHHELD_WHY = "the assessor answers the references no better than chance on these questions"
+
+
 def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, options: AssessorOptions | None = None,
                metric_ids=None, device: str = "cpu", dataset_hash: str | None = None,
-               split: int | None = None) -> tuple[dict[str, MetricRecord], dict, str | None]:
+               split: int | None = None) -> tuple[dict[str, MetricRecord], dict, str | None, dict]:
     """(records {metric id: record}, per-item answers {item id: [{"id", "answer_reference", "answer_prediction",
-    "right_reference", "right_prediction"}]}, a note saying why nothing was computed or None) of aligned (2, T)
-    predictions and references at 16 kHz, with the build's ``questions`` (tas_eval.data.qa.qa_block). With the
-    dataset's content hash and the split, the answers about the references are cached (as the generative
-    metrics' reference statistics are)."""
+    "right_reference", "right_prediction"}]}, a note saying why nothing was computed or None, withheld gaps
+    {metric id: the record's details and "why"}) of aligned (2, T) predictions and references at 16 kHz,
+    with the build's ``questions`` (tas_eval.data.qa.qa_block). With the dataset's content hash and the
+    split, the answers about the references are cached (as the generative metrics' reference statistics
+    are)."""
     from tas_eval.data.builtin.sources import category_names
     from tas_eval.metrics.assessor import WEIGHTS, LLMUnavailable, load_assessor
-    from tas_eval.metrics.assessor.scorer import MODES, accuracies, chance_levels, is_right
+    from tas_eval.metrics.assessor.scorer import MODES, accuracies, chance_levels, is_right, p_above_chance
 
     chosen = [m for m in QA_METRICS.values() if metric_ids is None or m.id in metric_ids]
     if not chosen:
-        return {}, {}, None
+        return {}, {}, None, {}
     if not questions or not questions.get("items"):
-        return {}, {}, "the dataset has no spatial questions (the built-in benchmark's manifest holds them)"
+        return {}, {}, "the dataset has no spatial questions (the built-in benchmark's manifest holds them)", {}
     rows = [(k, q) for k, i in enumerate(item_ids) for q in questions["items"].get(i, [])]
     if not rows:
-        return {}, {}, "none of the test items has a spatial question"
+        return {}, {}, "none of the test items has a spatial question", {}
     options = options or AssessorOptions()
     if options.checkpoint is None and not WEIGHTS.is_file():
-        return {}, {}, f"{WEIGHTS}: the packaged assessor weights are missing; train them with `tas-eval assessor train`"
+        missing = f"{WEIGHTS}: the packaged assessor weights are missing; train them with `tas-eval assessor train`"
+        return {}, {}, missing, {}
     try:
         assessor = load_assessor(options.checkpoint, options.llm, options.localizer, device)
     except LLMUnavailable as exc:
-        return {}, {}, str(exc)
+        return {}, {}, str(exc), {}
     categories = category_names()
     qs = [q for _, q in rows]
     ans_ref = _reference_answers(assessor, refs, rows, qs, dataset_hash, split)
@@ -126,24 +138,28 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     right_ref = [is_right(q, a, categories) for q, a in zip(qs, ans_ref)]
     right_pred = [is_right(q, a, categories) for q, a in zip(qs, ans_pred)]
     acc_ref, acc_pred, chance = accuracies(qs, right_ref), accuracies(qs, right_pred), chance_levels(qs)
+    p_ref = p_above_chance(qs, right_ref)
     trained_on = set(assessor.config.get("train_items") or [])
     seen = sum(1 for i in item_ids if i in trained_on)
     modes = {}
     for kind, t in KIND_TYPE.items():
         modes.setdefault(t, {})[kind] = MODES[kind]
-    records = {}
+    records, withheld = {}, {}
     for m in chosen:
         t = m.id[len("qa_"):]
         if t not in acc_ref:
             continue
         details = m.compute(acc_ref, acc_pred)
         value = details.pop("value")
-        details.update({"chance": chance[t], "modes": modes[t], "questions_sha256": questions.get("sha256"),
-                        "items_seen_in_training": seen})
+        details.update({"chance": chance[t], "p_above_chance": p_ref[t], "modes": modes[t],
+                        "questions_sha256": questions.get("sha256"), "items_seen_in_training": seen})
+        if details["accuracy_ground_truth"] <= chance[t] + 1e-9:
+            withheld[m.id] = {**details, "why": WITHHELD_WHY, "backbone": assessor.describe()}
+            continue
         records[m.id] = MetricRecord(float(value), None, None, int(details["questions"]), m.direction, m.version,
                                      m.unit, backbone=assessor.describe(), details=details)
     answers: dict[str, list] = {}
     for (k, q), a_r, a_p, r_r, r_p in zip(rows, ans_ref, ans_pred, right_ref, right_pred):
         answers.setdefault(item_ids[k], []).append({"id": q["id"], "answer_reference": a_r, "answer_prediction": a_p,
                                                     "right_reference": r_r, "right_prediction": r_p})
-    return records, answers, None
+    return records, answers, None, withheld

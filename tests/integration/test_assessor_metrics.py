@@ -70,9 +70,14 @@ def test_the_gaps_through_evaluate(tiny_benchmark, tiny_assessor, tmp_path):
     assert main(["evaluate", "--ground-truth", *common]) == 0
     gt = load_results(tmp_path / "r" / tiny_benchmark.id / "split1" / "ground_truth")
     present = {f"qa_{t}" for t in {q["type"] for q in questions}}
-    assert present <= set(gt["metrics"]) <= present | (set(gt["metrics"]) - QA_METRICS)
-    for mid in present:  # the same audio gets the same answers: every gap is 0
+    withheld = gt["extra"].get("question_answering_withheld", {})
+    reported = set(gt["metrics"]) & QA_METRICS
+    assert reported | set(withheld) == present and not reported & set(withheld)
+    for mid, w in withheld.items():  # at chance on the references: no gap, the accuracies kept
+        assert w["accuracy_ground_truth"] <= w["chance"] and w["questions"] > 0 and 0.0 <= w["p_above_chance"] <= 1.0
+    for mid in reported:  # the same audio gets the same answers: every gap is 0
         rec = gt["metrics"][mid]
+        assert rec["details"]["accuracy_ground_truth"] > rec["details"]["chance"]
         assert rec["value"] == 0.0 and rec["unit"] == "points" and rec["direction"] == "lower"
         assert rec["details"]["accuracy_ground_truth"] == rec["details"]["accuracy_prediction"]
         assert 0.0 <= rec["details"]["chance"] <= 100.0
@@ -98,7 +103,8 @@ def test_the_gaps_through_evaluate(tiny_benchmark, tiny_assessor, tmp_path):
     items = load_items(folder)
     answered = [a for item in items for a in item.get("qa", [])]
     assert len(answered) == len(questions)
-    for mid in present:
+    assert set(r["metrics"]) & QA_METRICS == reported  # the references decide which gaps are withheld
+    for mid in reported:
         d = r["metrics"][mid]["details"]
         assert r["metrics"][mid]["value"] == pytest.approx(d["accuracy_ground_truth"] - d["accuracy_prediction"])
         rows = [a for a, q in zip(answered, questions) if f"qa_{q['type']}" == mid]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tas_eval.metrics.assessor.scorer import (
@@ -9,6 +10,7 @@ from tas_eval.metrics.assessor.scorer import (
     accuracies,
     chance_levels,
     is_right,
+    p_above_chance,
     parse_category,
     parse_direction,
     parse_distance,
@@ -80,6 +82,35 @@ def test_chance_is_the_best_constant_answer():
     assert "doa" not in acc
 
 
+def test_p_above_chance_against_enumerating_every_outcome():
+    """Two kinds of one type (3 left/right questions, 2 of them "left"; 2 "above" questions, both "piano"),
+    a doa kind of 4 with 2 alike: the exact tail probability against summing every right/wrong pattern."""
+    import itertools
+
+    questions = [q("left_right", t, "direction") for t in ("left", "left", "right")] \
+        + [q("above", "piano", "direction")] * 2 \
+        + [q("doa", t, "doa") for t in (["left", "front", "level"],) * 2 + (["right", "front", "level"],
+                                                                              ["center", "behind", "above"])]
+    rates = [2 / 3] * 3 + [1.0] * 2 + [0.5] * 4
+
+    def enumerate_tail(rows, observed):
+        total = 0.0
+        for pattern in itertools.product([0, 1], repeat=len(rows)):
+            if sum(pattern) >= observed:
+                total += float(np.prod([r if x else 1 - r for x, r in zip(pattern, (rates[i] for i in rows))]))
+        return total
+
+    for right in ([True, False, True, True, True, True, True, False, False],
+                  [True, True, True, True, True, False, False, False, False],
+                  [False] * 9):
+        got = p_above_chance(questions, right)
+        assert got["direction"] == pytest.approx(enumerate_tail(range(5), sum(right[:5])), abs=1e-12)
+        assert got["doa"] == pytest.approx(enumerate_tail(range(5, 9), sum(right[5:])), abs=1e-12)
+        assert set(got) == {"direction", "doa"}
+    # the best constant answer itself: 2 + 2 of 5 direction questions right is likely at chance
+    assert p_above_chance(questions, [True, True, False, True, True] + [False] * 4)["direction"] > 0.5
+
+
 def _benchmark_module():
     import importlib.util
     from pathlib import Path
@@ -115,8 +146,6 @@ def test_the_fixed_rule_reads_each_named_source_from_its_own_frames():
     assert ask("farther", ["cello", "piano"]) == "no" and ask("farther", ["piano", "cello"]) == "yes"
     assert ask("above", ["cello"]) == "piano" and ask("below", ["piano"]) == "cello"
     # 2 m at azimuth 60 and 5 m at azimuth -60, elevation 30: their straight-line distance
-    import numpy as np
-
     from tas_eval.data.scene import direction_vector
     apart = np.linalg.norm(direction_vector(60.0, 0.0) * 2.0 - direction_vector(-60.0, 30.0) * 5.0)
     assert ask("apart", ["cello", "piano"]) == f"{round(apart / 0.5) * 0.5:.1f}m"
@@ -189,3 +218,50 @@ def test_the_audio_tokens_read_without_an_lm():
     assert ask("farther", ["cello", "piano"]) == "no" and ask("farther", ["piano", "cello"]) == "yes"
     assert ask("above", ["cello"]) == "piano" and ask("below", ["piano"]) == "cello"
     assert ask("apart", ["cello", "piano"]) is None
+
+
+class _FixedAssessor:
+    """Stands in for a loaded assessor: answers from a table {question id: (about the reference, about the prediction)}
+    keyed by whether the audio is the reference (all zeros) or the prediction (all ones)."""
+
+    config: dict = {}
+
+    def __init__(self, table):
+        self.table = table
+
+    def describe(self):
+        return {"id": "tas_qa", "sha256": "0" * 64}
+
+    def encode(self, clips):
+        return ["reference" if float(np.abs(c).max()) == 0.0 else "prediction" for c in clips]
+
+    def answer(self, tokens, questions):
+        return [self.table[q["id"]][0 if t == "reference" else 1] for t, q in zip(tokens, questions)]
+
+
+def test_a_gap_is_withheld_where_the_references_are_answered_at_chance(monkeypatch):
+    """Four left/right questions (two "left", two "right": chance 50 %) answered "left" about the references:
+    50 %, at chance, so qa_direction is withheld with its accuracies. Three doa questions (chance 1 of 3)
+    answered right about the references and one of them about the prediction: qa_doa = 100 - 33.3."""
+    import tas_eval.metrics.assessor as assessor_pkg
+    from tas_eval.metrics.question_answering import AssessorOptions, compute_qa
+
+    lr = [dict(q("left_right", t, "direction"), id=f"lr{k}") for k, t in enumerate(["left", "left", "right", "right"])]
+    doa = [dict(q("doa", t, "doa"), id=f"d{k}") for k, t in enumerate(
+        [["left", "front", "level"], ["right", "front", "level"], ["center", "behind", "above"]])]
+    table = {x["id"]: ("left", "right") for x in lr}
+    table.update({x["id"]: (", ".join(x["truth"]), ", ".join(x["truth"]) if k == 0 else "nowhere")
+                  for k, x in enumerate(doa)})
+    monkeypatch.setattr(assessor_pkg, "load_assessor", lambda *args, **kwargs: _FixedAssessor(table))
+    questions = {"items": {"c1": lr[:2] + doa[:2], "c2": lr[2:] + doa[2:]}, "sha256": "f" * 64}
+    refs, preds = [np.zeros((2, 8))] * 2, [np.ones((2, 8))] * 2
+    records, answers, note, withheld = compute_qa(preds, refs, item_ids=["c1", "c2"], questions=questions,
+                                                  options=AssessorOptions(checkpoint="fixed"))
+    assert note is None and set(records) == {"qa_doa"} and set(withheld) == {"qa_direction"}
+    assert records["qa_doa"].value == pytest.approx(100.0 - 100.0 / 3)
+    assert records["qa_doa"].details["p_above_chance"] == pytest.approx((1 / 3) ** 3)
+    w = withheld["qa_direction"]
+    assert w["accuracy_ground_truth"] == 50.0 and w["chance"] == 50.0 and w["accuracy_prediction"] == 50.0
+    assert w["questions"] == 4 and w["p_above_chance"] == pytest.approx(11 / 16)
+    assert "no better than chance" in w["why"] and w["backbone"]["id"] == "tas_qa"
+    assert len(answers["c1"]) == 4 and len(answers["c2"]) == 3

@@ -743,8 +743,14 @@ def test_question_answering_gaps_show_their_accuracies_and_chance(tmp_path):
                 "details": {"accuracy_ground_truth": pred + gap, "accuracy_prediction": pred, "chance": 31.25,
                             "questions": 22}}
 
-    add(root, "a", "a", 1, 0.9, 5.0, extra_metrics={"qa_direction": qa(18.5, 45.0)})
-    add(root, "b", "b", 1, 0.8, 6.0, extra_metrics={"qa_direction": qa(-4.5, 68.0)})
+    # qa_de at chance on the references: withheld, said once under the table, with no column
+    withheld = {"qa_de": {"why": "the assessor answers the references no better than chance on these questions",
+                          "accuracy_ground_truth": 56.0, "accuracy_prediction": 52.0, "chance": 56.0, "questions": 25,
+                          "p_above_chance": 0.58, "backbone": qa_backbone}}
+    add(root, "a", "a", 1, 0.9, 5.0, extra_metrics={"qa_direction": qa(18.5, 45.0)},
+        extra={"question_answering_withheld": withheld})
+    add(root, "b", "b", 1, 0.8, 6.0, extra_metrics={"qa_direction": qa(-4.5, 68.0)},
+        extra={"question_answering_withheld": withheld})
     out = tmp_path / "site"
     B.build_site(root, out)
     data = json.loads((out / "leaderboard.json").read_text())
@@ -754,3 +760,8 @@ def test_question_answering_gaps_show_their_accuracies_and_chance(tmp_path):
     assert cell["qa"] == {"accuracy_ground_truth": 63.5, "accuracy_prediction": 45.0, "chance": 31.25, "questions": 22}
     page = (out / "index.html").read_text()
     assert "45.0 of 63.5% (chance 31.2" in page and "68.0 of 63.5% (chance 31.2" in page
+    assert not any(c["metric"] == "qa_de" for c in t1["columns"])
+    assert t1["qa_withheld"] == [{"metric": "qa_de", "why": withheld["qa_de"]["why"], "accuracy_ground_truth": 56.0,
+                                  "chance": 56.0, "questions": 25, "p_above_chance": 0.58}]
+    assert page.count("qa_de is withheld: the assessor answers the references no better than chance") == 1
+    assert "56.0% right on the references, chance 56.0%, 25 questions" in page

@@ -17,7 +17,10 @@ Two modes, fixed per question kind (MODES):
 Accuracy per type is the share of right answers over the type's questions (in percent). CHANCE per
 type is what the best constant answer scores on the same questions: the most frequent true answer of
 each kind (for distances, the 0.5 m grid value that most true distances lie within 0.5 m of), the
-kinds of a type weighted by their numbers of questions.
+kinds of a type weighted by their numbers of questions. P_ABOVE_CHANCE per type is the probability
+that an answerer right on each question of a kind with the chance rate of that kind (the best constant
+answer's share), independently, gets at least as many right as observed: an exact one-sided test of
+the accuracy against chance (a sum of binomials, one per kind).
 """
 
 from __future__ import annotations
@@ -82,18 +85,41 @@ def _constant_right(kind: str, truths: list) -> int:
     return Counter(keys).most_common(1)[0][1]
 
 
+def _kind_chance(questions: list[dict], qa_type: str) -> list[tuple[int, int]]:
+    """(questions, right by the best constant answer) of each kind of ``qa_type`` that has questions."""
+    out = []
+    for k in [k for k, v in KIND_TYPE.items() if v == qa_type]:
+        truths = [q["truth"] for q in questions if q["kind"] == k]
+        if truths:
+            out.append((len(truths), _constant_right(k, truths)))
+    return out
+
+
 def chance_levels(questions: list[dict]) -> dict[str, float | None]:
     """Per type, the accuracy (%) of the best constant answer per kind on ``questions`` (None without questions)."""
     out = {}
     for t in TYPES:
-        kinds = [k for k, v in KIND_TYPE.items() if v == t]
-        n = right = 0
-        for k in kinds:
-            truths = [q["truth"] for q in questions if q["kind"] == k]
-            if truths:
-                n += len(truths)
-                right += _constant_right(k, truths)
-        out[t] = 100.0 * right / n if n else None
+        kinds = _kind_chance(questions, t)
+        n = sum(n for n, _ in kinds)
+        out[t] = 100.0 * sum(r for _, r in kinds) / n if n else None
+    return out
+
+
+def p_above_chance(questions: list[dict], right: list[bool]) -> dict[str, float]:
+    """Per type with questions, P(at least the observed number right) for an answerer right on each
+    question of a kind with that kind's chance rate, independently (see the module docstring)."""
+    from scipy.stats import binom
+
+    out = {}
+    for t in TYPES:
+        kinds = _kind_chance(questions, t)
+        if not kinds:
+            continue
+        pmf = np.ones(1)
+        for n, r in kinds:  # the distribution of the sum: the kinds' binomials convolved
+            pmf = np.convolve(pmf, binom.pmf(np.arange(n + 1), n, r / n))
+        observed = sum(bool(x) for q, x in zip(questions, right) if q["type"] == t)
+        out[t] = float(min(1.0, pmf[observed:].sum()))
     return out
 
 

@@ -114,7 +114,8 @@ def random_position(room: dict, rng: np.random.Generator) -> tuple[float, float,
 
 
 def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head: str) -> tuple[np.ndarray, dict]:
-    """One training example: (2, 16000) float32 audio and its per-frame labels (``frame_labels``)."""
+    """One training example: (2, 16000) float32 audio and its per-frame labels (``frame_labels``), with the
+    room's RT60 (s) and volume (m^3), which no head learns."""
     from tas_eval.data.builtin import build, render
 
     room = build._room(rng)
@@ -137,7 +138,9 @@ def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head
     n = LABELS_PER_WINDOW
     sounding = np.stack([build.frame_levels_db(c, RENDER_SR, n) >= build.SOUNDING_THRESHOLD_DBFS for c in crops])
     ears = np.stack([build.received_levels_db(img * scale, RENDER_SR, n) for img in images])
-    return (mix * scale).astype(np.float32), frame_labels(srcs, sounding, ears)
+    labels = frame_labels(srcs, sounding, ears)
+    labels.update({"rt60_s": room["rt60_s"], "room_volume_m3": float(np.prod(room["size_m"]))})  # for diagnostics
+    return (mix * scale).astype(np.float32), labels
 
 
 def _stft(audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
