@@ -47,11 +47,11 @@ def best_constant(truth: np.ndarray) -> float:
     return float(max(grid, key=lambda g: within(np.full_like(truth, g), truth)))
 
 
-def window_cues(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cues, true distance m, room [RT60 s, ln volume m^3]) of the windows with all cues whose one static
-    source dominates at least MIN_FRAMES frames."""
+def window_cues(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """(cues, true distance m, room [RT60 s, ln volume m^3], window indices) of the windows with all cues
+    whose one static source dominates at least MIN_FRAMES frames."""
     feats = data["features"].numpy()
-    rows, truth, room = [], [], []
+    rows, truth, room, index = [], [], [], []
     for i in range(len(feats)):
         single = data["single"][i]
         if data["cues"][i] != "all" or single.sum() < MIN_FRAMES or np.ptp(data["distance_value"][i][single]) > 1e-6:
@@ -65,7 +65,8 @@ def window_cues(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                     level.mean(0) - level.mean()]))
         truth.append(data["distance_value"][i][single][0])
         room.append([data["rt60_s"][i], np.log(data["room_volume_m3"][i])])
-    return np.array(rows), np.array(truth), np.array(room)
+        index.append(i)
+    return np.array(rows), np.array(truth), np.array(room), index
 
 
 def main() -> None:
@@ -104,8 +105,8 @@ def main() -> None:
             print(f"  {low:.1f} to {high:.1f} m: {rows.sum():5d} frames, mean estimate {est[rows].mean():.2f} m, "
                   f"within 0.5 m {within(est[rows], truth[rows]):.3f}")
 
-    x_train, y_train, room_train = window_cues(train)
-    x_val, y_val, room_val = window_cues(val)
+    x_train, y_train, room_train, _ = window_cues(train)
+    x_val, y_val, room_val, val_windows = window_cues(val)
     constant = best_constant(y_val)
     print(f"windows holding one static source: {len(y_train)} train, {len(y_val)} val")
     print(f"{'reader (one estimate per window)':<44}{'within 0.5 m':>14}{'MAE m':>8}")
@@ -114,9 +115,7 @@ def main() -> None:
                        ("the same, told the room's RT60 and volume", np.hstack([x_train, room_train]),
                         np.hstack([x_val, room_val]))):
         if a is None:
-            keep = [i for i in range(len(val["single"])) if val["cues"][i] == "all" and val["single"][i].sum() >= MIN_FRAMES
-                    and np.ptp(val["distance_value"][i][val["single"][i]]) <= 1e-6]
-            pred = np.array([estimate[i][val["single"][i]].mean() for i in keep])
+            pred = np.array([estimate[i][val["single"][i]].mean() for i in val_windows])
         else:
             model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=args.seed)
             pred = np.exp(model.fit(a, np.log(y_train)).predict(b))
