@@ -41,6 +41,7 @@ BAT and TASU: rank 8, alpha 32, dropout 0.05, on q_proj and v_proj; the LM's own
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -152,6 +153,7 @@ def slot_maps() -> dict[str, tuple[str, torch.Tensor]]:
                                             "distance"))}
 
 
+@functools.lru_cache(maxsize=1)  # read for every two-source question; callers must not change the matrices
 def relation_orders() -> dict[str, tuple[str, torch.Tensor]]:
     """Per relation, (the localizer head it reads, a (classes, classes) matrix G with G[i, j] = 1 when class i
     lies further along the relation's first word than class j, 1/2 when level with it, 0 otherwise), so that

@@ -123,19 +123,19 @@ def p_above_chance(questions: list[dict], right: list[bool]) -> dict[str, float]
     return out
 
 
-def kind_accuracies(questions: list[dict], right: list[bool]) -> dict[str, dict]:
-    """Per question kind: {"accuracy": % right, "n": questions}; a kind without questions is left out."""
+def _accuracy_by(field: str, questions: list[dict], right: list[bool]) -> dict[str, dict]:
     rows: dict[str, list[bool]] = {}
     for q, r in zip(questions, right):
-        rows.setdefault(q["kind"], []).append(bool(r))
+        rows.setdefault(q[field], []).append(bool(r))
     return {k: {"accuracy": 100.0 * float(np.mean(v)), "n": len(v)} for k, v in rows.items()}
 
 
+def kind_accuracies(questions: list[dict], right: list[bool]) -> dict[str, dict]:
+    """Per question kind: {"accuracy": % right, "n": questions}; a kind without questions is left out."""
+    return _accuracy_by("kind", questions, right)
+
+
 def accuracies(questions: list[dict], right: list[bool]) -> dict[str, dict]:
-    """Per type: {"accuracy": % right, "n": questions}; a type without questions is left out."""
-    out = {}
-    for t in TYPES:
-        rows = [r for q, r in zip(questions, right) if q["type"] == t]
-        if rows:
-            out[t] = {"accuracy": 100.0 * float(np.mean(rows)), "n": len(rows)}
-    return out
+    """Per type, in TYPES order: {"accuracy": % right, "n": questions}; a type without questions is left out."""
+    by_type = _accuracy_by("type", questions, right)
+    return {t: by_type[t] for t in TYPES if t in by_type}
