@@ -48,7 +48,8 @@ def _metric(qa_type: str) -> SetMetric:
     return SetMetric(
         id=f"qa_{qa_type}", version=VERSION, direction="lower", unit="points",
         provenance=f"{PROVENANCE} (qa_{qa_type}: TASU's understanding metric, seed 001 Appendix C; tas-eval's scorer)",
-        definition=(f"assessor's accuracy (%) on the references minus on the predictions, questions about {_NAMES[qa_type]}"),
+        definition=(f"assessor's accuracy (%) on the references minus on the predictions, questions about {_NAMES[qa_type]}; "
+                    "withheld where the references are answered no better than chance"),
         compute=_gap(qa_type), needs=("questions", "assessor"), kind="qa")
 
 
