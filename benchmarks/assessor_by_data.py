@@ -149,7 +149,8 @@ def token_answer(tokens, question: dict) -> str | None:
 def token_kinds(tokens: dict, questions: dict, ids: list[str]) -> dict[str, dict]:
     """``kind_accuracies`` of ``token_answer`` on the questions of the clips ``ids`` (apart left out)."""
     rows = [(i, q) for i in ids for q in questions.get(i, []) if q["kind"] != "apart"]
-    right = [is_right(q, token_answer(tokens[i], q), category_names()) for i, q in rows]
+    categories = category_names()
+    right = [is_right(q, token_answer(tokens[i], q), categories) for i, q in rows]
     return kind_accuracies([q for _, q in rows], right)
 
 
