@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 PROFILES = {
     "tiny": {"steps": 6, "batch": 4, "lr": 3e-3, "warmup": 1, "scenes": 4},
-    "small": {"steps": 1000, "batch": 8, "lr": 3e-3, "warmup": 20, "scenes": 4000},
+    "small": {"steps": 500, "batch": 8, "lr": 3e-3, "warmup": 20, "scenes": 4000},
     "paper": {"steps": 3000, "batch": 32, "lr": 1e-4, "warmup": 150, "scenes": 20000},
 }
 SCENE_S = 3.0
