@@ -50,13 +50,15 @@ def _add_threads_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_network_training_options(p: argparse.ArgumentParser, small: str) -> None:
-    """Data options, --train-profile, --device, --seed and --out of a metric network's train command."""
+    """Data options, --train-profile, --device, --seed, --out and --workers of a metric network's train command."""
     _add_data_options(p)
     p.add_argument("--train-profile", default="small", choices=["tiny", "small", "paper"],
                    help=f"size of the training (default: small, {small})")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="FILE", help="checkpoint to write (default: the packaged weights file)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that render the training audio (default: all cores; the audio is the same for any number)")
     _add_threads_option(p)
 
 

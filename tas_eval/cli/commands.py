@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from tas_eval.cli.tables import describe_backbones, summary_table, table
@@ -223,7 +224,8 @@ def localizer_train(args) -> int:
     device = resolve_device(args.device)
     benchmark = open_builtin(args, build_if_missing=True)
     out = Path(args.out) if args.out else WEIGHTS
-    record = train(benchmark, out, profile=args.train_profile, device=device, seed=args.seed)
+    record = train(benchmark, out, profile=args.train_profile, device=device, seed=args.seed,
+                   workers=args.workers or os.cpu_count() or 1)
     print(json.dumps(record, indent=1))
     for head, m in record["held_out"].items():
         where = {"level_only": "windows kept to level differences", "time_only": "windows kept to time differences"}.get(
@@ -246,7 +248,7 @@ def assessor_train(args) -> int:
     out = Path(args.out) if args.out else WEIGHTS
     out.parent.mkdir(parents=True, exist_ok=True)
     record = train(benchmark, out, profile=args.train_profile, llm=args.llm, localizer=args.localizer_checkpoint,
-                   device=device, seed=args.seed, split=args.split)
+                   device=device, seed=args.seed, split=args.split, workers=args.workers or os.cpu_count() or 1)
     print(json.dumps(record, indent=1))
     val = record["val"]
     for t, acc in val["accuracy"].items():

@@ -153,9 +153,18 @@ def test_rendered_scenes_come_from_the_train_part_and_answer_their_geometry(tiny
         assert sorted(t.category.tolist()) == list(range(len(category_names())))
         assert all(len(w) == len(t.category) for w in t.words.values()) and len(t.mass) == len(t.category)
     pool = real(tiny_benchmark, 1, "train")
-    heads = loc_training.heads_by_name()
-    audio, scene = training.render_scene(pool, np.random.default_rng(1), heads, "kemar", 0)
+    drawn = training.draw_scene(pool, np.random.default_rng(1), "kemar", 0)
+    audio, scene = training.render_scene(drawn), drawn["scene"]
     assert audio.shape == (2, int(training.SCENE_S * 16000)) and np.abs(audio).max() > 0
     cats = [s["category"] for s in scene["sources"]]
     assert len(set(cats)) == len(cats) and set(cats) <= {e["category"] for e in pool}
     assert item_questions(scene) == item_questions(scene)
+    again, asked = training.rendered_examples(tiny_benchmark, 1, 3, 0, load_localizer(), workers=2)
+    assert asked == examples  # the same scenes for any number of rendering workers
+    for scene_id, t in tokens.items():
+        for field, value in t._asdict().items():
+            other = getattr(again[scene_id], field)
+            if isinstance(value, dict):
+                assert value.keys() == other.keys() and all(torch.equal(value[k], other[k]) for k in value), field
+            else:
+                assert (value is None and other is None) or torch.equal(value, other), field

@@ -114,6 +114,21 @@ def test_a_tiny_training_run_lowers_the_loss_and_the_checkpoint_loads(tiny_bench
     assert torch.allclose(located["p_distance"].sum(-1), torch.ones(1, 20, dtype=torch.float64))
 
 
+def test_the_training_windows_do_not_depend_on_the_number_of_workers(tiny_benchmark):
+    from tas_eval.data.builtin.sources import category_names
+    from tas_eval.metrics.localizer import training
+
+    pool = training.source_pool(tiny_benchmark, 1, "train")
+    one, two = (training.make_set(pool, 6, 5, category_names(), "windows", workers) for workers in (1, 2))
+    assert one.keys() == two.keys()
+    for key in one:
+        a, b = (np.asarray(x) for x in (one[key], two[key]))
+        if a.dtype == object:
+            assert a.tolist() == b.tolist(), key
+        else:
+            assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), key
+
+
 def test_a_file_that_is_not_a_localizer_is_named(tmp_path):
     bad = tmp_path / "x.pt"
     torch.save({"weights": 1}, bad)

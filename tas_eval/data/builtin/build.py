@@ -14,16 +14,13 @@ The manifest lists every file's sha256 and is written last: a folder without one
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import json
 import logging
 import math
 import os
 import shutil
-import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +34,7 @@ from tas_eval.data.qa import QA_VERSION, qa_block
 from tas_eval.data.scene import FRAME_RATE, azel_from_vector, direction_vector, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
 from tas_eval.io import TMP_PREFIX, folder_lock, remove_leftovers, write_bytes_atomic
+from tas_eval.parallel import ordered_map
 from tas_eval.paths import data_root, file_sha256
 
 log = logging.getLogger(__name__)
@@ -52,7 +50,6 @@ FAIRPLAY_COUNTS = (1497, 187, 187)
 SOUNDING_THRESHOLD_DBFS = -50.0
 # A source whose azimuth, elevation (degrees) or distance (m) changes by more than this within a frame moves in it.
 MOVING_TOLERANCE = 0.01
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (Linux)
 # Peak level of every written clip: leaves headroom so that mono = L + R stays within [-1, 1].
 CLIP_PEAK = 0.45
 
@@ -453,18 +450,6 @@ def _check_assets() -> None:
     sources.check_assets()
 
 
-def _end_with_parent(parent: int) -> None:
-    """Make a build worker end when the process that started it dies, even by kill -9 (Linux's parent-death
-    signal), instead of building on and holding the caller's terminal."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the worker ends when it finds the pool gone
-        pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-
 def build_benchmark(profile: str = "small", seed: int = 0, out: str | Path | None = None, workers: int | None = None,
                     progress: bool = True) -> Path:
     """Build the benchmark of ``profile`` with ``seed`` into ``out`` (default: data root / dataset id); returns
@@ -507,16 +492,10 @@ def _build(root: Path, prof: Profile, seed: int, workers: int | None, progress: 
     bar = tqdm(total=n, desc=f"building {dataset_id(prof.name, seed)}", unit="clip", disable=not progress)
     ids: list[str] = []
     try:
-        if workers == 1:
-            for i in range(n):
-                ids.append(build_item(str(root), i, seed, prof.duration_s))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent, initargs=(os.getpid(),)) as pool:
-                for item in pool.map(build_item, [str(root)] * n, range(n), [seed] * n, [prof.duration_s] * n,
-                                     chunksize=1):
-                    ids.append(item)
-                    bar.update()
+        for item in ordered_map(functools.partial(build_item, str(root), seed=seed, duration=prof.duration_s),
+                                range(n), workers):
+            ids.append(item)
+            bar.update()
     except BrokenProcessPool as exc:
         raise UserError(f"{root}: a build worker died (killed, or out of memory) while building clip {len(ids)}; "
                         "run the build again to resume it.") from exc

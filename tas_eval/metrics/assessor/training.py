@@ -66,11 +66,10 @@ def _tokens(localizer, benchmark, ids: list[str], desc: str) -> dict:
     return dict(zip(ids, clip_tokens(localizer, (benchmark.binaural(i) for i in clips))))
 
 
-def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: str, index: int) -> tuple[np.ndarray, dict]:
-    """One rendered training scene (see the module docstring): (2, SCENE_S * 16000) float32 audio at 16 kHz and
-    its scene dict (tas_eval.data.scene's layout, item id "rendered-<index>")."""
-    from tas_eval.audio import SAMPLE_RATE, resample
-    from tas_eval.data.builtin import build, render
+def draw_scene(pool: list[dict], rng: np.random.Generator, head: str, index: int) -> dict:
+    """The random choices of one rendered training scene (see the module docstring), drawn from ``rng`` in a
+    fixed order: {"scene": tas_eval.data.scene's layout with item id "rendered-<index>", "crops", "head"}."""
+    from tas_eval.data.builtin import build
     from tas_eval.data.builtin.benchmark import crop_sounding
     from tas_eval.metrics.localizer.training import RENDER_SR, random_position
 
@@ -87,23 +86,40 @@ def render_scene(pool: list[dict], rng: np.random.Generator, heads: dict, head: 
         crops.append(crop_sounding(entries[int(rng.integers(len(entries)))], rng, SCENE_S, RENDER_SR))
     scene = {"item_id": f"rendered-{index}", "group_id": f"rendered-{index}", "duration_s": SCENE_S,
              "seed": int(rng.integers(2**31 - 1)), "room": room, "sources": srcs, "visual": {"cases": [], "objects": []}}
-    images = [render.render_source(scene, i, crops, heads[head], RENDER_SR) for i in range(len(srcs))]
-    mix = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(SCENE_S * SAMPLE_RATE)]
-    return mix.astype(np.float32), scene
+    return {"scene": scene, "crops": crops, "head": head}
 
 
-def rendered_examples(benchmark, split: int, count: int, seed: int, localizer) -> tuple[dict, list]:
-    """Audio tokens {scene id: tokens} and questions [(scene id, question)] of ``count`` rendered scenes."""
+def render_scene(drawn: dict) -> np.ndarray:
+    """A drawn scene (``draw_scene``) as (2, SCENE_S * 16000) float32 audio at 16 kHz. It draws nothing, so it
+    may run in any process."""
+    from tas_eval.metrics.localizer.training import render_mix
+
+    return render_mix(drawn["scene"], drawn["crops"], drawn["head"])[1].astype(np.float32)
+
+
+def rendered_examples(benchmark, split: int, count: int, seed: int, localizer, workers: int = 1) -> tuple[dict, list]:
+    """Audio tokens {scene id: tokens} and questions [(scene id, question)] of ``count`` rendered scenes, rendered
+    in ``workers`` processes (the same scenes for any number: every random choice is drawn here, in order)."""
     from tas_eval.data.qa import item_questions
     from tas_eval.metrics.assessor.model import audio_tokens
     from tas_eval.metrics.localizer.training import HEADS, heads_by_name, source_pool
+    from tas_eval.parallel import ordered_map
 
     pool = source_pool(benchmark, split, "train")
-    heads = heads_by_name()
+    heads_by_name()  # made before the workers fork, which then share it
     rng = np.random.default_rng([seed, 7])
+    scenes: list[dict] = []
+
+    def drawn():  # lazily: the dry crops of every scene at once would not fit in memory
+        for k in range(count):
+            scene = draw_scene(pool, rng, HEADS[k % len(HEADS)], k)
+            scenes.append(scene["scene"])
+            yield scene
+
     tokens, examples = {}, []
-    for k in tqdm(range(count), desc="assessor: rendered scenes", unit="scene", leave=False):
-        audio, scene = render_scene(pool, rng, heads, HEADS[k % len(HEADS)], k)
+    rendered = ordered_map(render_scene, drawn(), workers)
+    for k, audio in enumerate(tqdm(rendered, total=count, desc="assessor: rendered scenes", unit="scene", leave=False)):
+        scene = scenes[k]
         tokens[scene["item_id"]] = audio_tokens(localizer, torch.from_numpy(audio)[None])[0]
         examples += [(scene["item_id"], q) for q in item_questions(scene)]
     return tokens, examples
@@ -123,10 +139,11 @@ def evaluate_answers(assessor: Assessor, tokens: dict, questions: dict, ids: lis
 
 
 def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = DEFAULT_LLM,
-          localizer: str | None = None, device: str = "cpu", seed: int = 0, split: int = 1) -> dict:
+          localizer: str | None = None, device: str = "cpu", seed: int = 0, split: int = 1, workers: int = 1) -> dict:
     """Train the assessor at ``profile`` on the train part of ``split`` of a built benchmark, on the LM ``llm``
-    and the localizer ``localizer`` (default: the packaged one); write the checkpoint to ``out``; return the
-    training record (also stored in the checkpoint), with the accuracy per type on the val part."""
+    and the localizer ``localizer`` (default: the packaged one), rendering its scenes in ``workers`` processes
+    (the same scenes for any number); write the checkpoint to ``out``; return the training record (also
+    stored in the checkpoint), with the accuracy per type on the val part."""
     from tas_eval.metrics.backbones import write_checkpoint
     from tas_eval.metrics.localizer import load_localizer
 
@@ -146,7 +163,7 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
     if not examples:
         raise UserError(f"{benchmark.root}: no spatial question is asked about the train part of split {split}.")
     tokens = _tokens(located, benchmark, train_ids + val_ids, "assessor: audio tokens")
-    rendered_tokens, rendered = rendered_examples(benchmark, split, p["scenes"], seed, located)
+    rendered_tokens, rendered = rendered_examples(benchmark, split, p["scenes"], seed, located, workers)
     tokens.update(rendered_tokens)
     data_seconds = time.perf_counter() - start
     network, llm_info = build_assessor_network(llm)
@@ -187,7 +204,7 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", llm: str = 
         "steps": p["steps"], "batch": p["batch"], "lr": p["lr"], "warmup": p["warmup"],
         "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
         "loss_window_steps": window, "val": val, "llm": llm_info, "localizer_sha256": located.weights_sha256,
-        "device": device, "torch_threads": torch.get_num_threads(),
+        "device": device, "torch_threads": torch.get_num_threads(), "render_workers": workers,
         "seconds_data": round(data_seconds, 1), "seconds_training": round(train_seconds, 1),
         "seconds": round(time.perf_counter() - start, 1),
     }

@@ -1,6 +1,6 @@
 """Training the localizer on renderings of the train part's sources, on two heads.
 
-Examples (``render_example``): 1 s windows at 16 kHz, each holding one source (probability
+Examples (``draw_example``, ``render_drawn``): 1 s windows at 16 kHz, each holding one source (probability
 1 - P_TWO_SOURCES) or two, drawn from the dry sources of the TRAIN part of a split of the built
 benchmark (re-synthesized from their scenes; the test part is never used, the val part only to
 measure), each at a random direction (azimuth drawn as the generator draws it for a random label with
@@ -28,6 +28,7 @@ error (degrees), left/center/right accuracy, distance within 0.5 m, category acc
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -55,6 +56,7 @@ from tas_eval.metrics.localizer import (
     elevation_centres,
 )
 from tas_eval.metrics.localizer.features import binaural_features
+from tas_eval.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,9 @@ PROFILES = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def heads_by_name() -> dict:
-    """The HRIR sets the localizer learns on, by name."""
+    """The HRIR sets the localizer learns on, by name (made once per process; forked workers share them)."""
     from tas_eval.data.builtin.hrir import HRIRSet
     from tas_eval.data.builtin.spherical_head import spherical_head_set
 
@@ -113,10 +116,10 @@ def random_position(room: dict, rng: np.random.Generator) -> tuple[float, float,
     return az, el, min(dist, build._max_distance(room, az, el))
 
 
-def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head: str) -> tuple[np.ndarray, dict]:
-    """One training example: (2, 16000) float32 audio and its per-frame labels (``frame_labels``), with the
-    room's RT60 (s) and volume (m^3), which no head learns."""
-    from tas_eval.data.builtin import build, render
+def draw_example(pool: list[dict], rng: np.random.Generator, head: str) -> dict:
+    """The random choices of one training example, drawn from ``rng`` in a fixed order: {"scene", "crops",
+    "head", "gain_db"} (gain_db None when every crop is silent), all that ``render_drawn`` needs."""
+    from tas_eval.data.builtin import build
 
     room = build._room(rng)
     picks = rng.choice(len(pool), size=1 if rng.random() >= P_TWO_SOURCES else 2, replace=False)
@@ -131,15 +134,39 @@ def render_example(pool: list[dict], rng: np.random.Generator, heads: dict, head
                      "trajectory": trajectory, "active": [[0.0, WINDOW_S]]})
         crops.append(crop_sounding(pool[int(k)], rng, WINDOW_S, RENDER_SR))
     scene = {"duration_s": WINDOW_S, "seed": int(rng.integers(2**31 - 1)), "room": room, "sources": srcs}
-    images = [render.render_source(scene, i, crops, heads[head], RENDER_SR) for i in range(len(srcs))]
-    mix = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(WINDOW_S * SAMPLE_RATE)]
+    # A silent window is left at its level, and draws no gain.
+    gain_db = float(rng.uniform(*GAIN_RANGE_DB)) if any(np.any(c) for c in crops) else None
+    return {"scene": scene, "crops": crops, "head": head, "gain_db": gain_db}
+
+
+def render_mix(scene: dict, crops: list[np.ndarray], head: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each source of ``scene`` (its dry ``crops`` at RENDER_SR Hz) rendered in its room through ``head``
+    with the generator's renderer, (2, T) at RENDER_SR Hz each, and their sum at 16 kHz, cut to the
+    scene's duration."""
+    from tas_eval.data.builtin import render
+
+    hrirs = heads_by_name()[head]
+    images = [render.render_source(scene, i, crops, hrirs, RENDER_SR) for i in range(len(crops))]
+    mix = resample(np.sum(images, axis=0), RENDER_SR, SAMPLE_RATE)[:, : int(round(scene["duration_s"] * SAMPLE_RATE))]
+    return images, mix
+
+
+def render_drawn(example: dict) -> tuple[np.ndarray, dict]:
+    """A drawn example (``draw_example``) rendered: (2, 16000) float32 audio, peak-normalized and then
+    attenuated by its gain, and its per-frame labels (``frame_labels``), with the room's RT60 (s) and
+    volume (m^3), which no head learns. It draws nothing, so it may run in any process."""
+    from tas_eval.data.builtin import build
+
+    scene, crops = example["scene"], example["crops"]
+    images, mix = render_mix(scene, crops, example["head"])
     peak = float(np.max(np.abs(mix)))
-    scale = 10 ** (float(rng.uniform(*GAIN_RANGE_DB)) / 20) / peak if peak > 0 else 1.0
+    gain_db = example["gain_db"]
+    scale = 10 ** (gain_db / 20) / peak if gain_db is not None and peak > 0 else 1.0
     n = LABELS_PER_WINDOW
     sounding = np.stack([build.frame_levels_db(c, RENDER_SR, n) >= build.SOUNDING_THRESHOLD_DBFS for c in crops])
     ears = np.stack([build.received_levels_db(img * scale, RENDER_SR, n) for img in images])
-    labels = frame_labels(srcs, sounding, ears)
-    labels.update({"rt60_s": room["rt60_s"], "room_volume_m3": float(np.prod(room["size_m"]))})  # for diagnostics
+    labels = frame_labels(scene["sources"], sounding, ears)
+    labels.update({"rt60_s": scene["room"]["rt60_s"], "room_volume_m3": float(np.prod(scene["room"]["size_m"]))})
     return (mix * scale).astype(np.float32), labels
 
 
@@ -210,21 +237,30 @@ def frame_labels(srcs: list[dict], sounding: np.ndarray, ears: np.ndarray) -> di
     return out
 
 
-def make_set(pool: list[dict], count: int, seed: int, categories: list[str], desc: str) -> dict:
+def make_set(pool: list[dict], count: int, seed: int, categories: list[str], desc: str, workers: int = 1) -> dict:
     """``count`` examples, alternating the two heads, as feature tensors and stacked labels (plus the head
-    of each and its cues: "all", or "level" or "time" for the shares P_ONE_CUE kept to one cue)."""
-    heads = heads_by_name()
+    of each and its cues: "all", or "level" or "time" for the shares P_ONE_CUE kept to one cue). Every
+    random choice is drawn here, in order; ``workers`` processes only render, so the set is the same for
+    any number of them."""
+    heads_by_name()  # made before the workers fork, which then share it
     rng = np.random.default_rng(seed)
+    cues: list[str] = []
+
+    def drawn():
+        for i in range(count):
+            example = draw_example(pool, rng, HEADS[i % len(HEADS)])
+            draw = rng.random()
+            cues.append("level" if draw < P_ONE_CUE else "time" if draw < 2 * P_ONE_CUE else "all")
+            yield example
+
     feats, labels = [], []
-    for i in tqdm(range(count), desc=desc, unit="window", leave=False):
-        head = HEADS[i % len(HEADS)]
-        audio, lab = render_example(pool, rng, heads, head)
-        draw = rng.random()
-        lab["cues"] = "level" if draw < P_ONE_CUE else "time" if draw < 2 * P_ONE_CUE else "all"
+    rendered = ordered_map(render_drawn, drawn(), workers)
+    for i, (audio, lab) in enumerate(tqdm(rendered, total=count, desc=desc, unit="window", leave=False)):
+        lab["cues"] = cues[i]
         if lab["cues"] in ONE_CUE:
             audio = ONE_CUE[lab["cues"]](audio)
         lab["category"] = np.array([categories.index(c) if c is not None else 0 for c in lab["category"]], np.int64)
-        lab["head"] = head
+        lab["head"] = HEADS[i % len(HEADS)]
         feats.append(binaural_features(torch.from_numpy(audio)[None])[0])
         labels.append(lab)
     stacked = {k: np.stack([lab[k] for lab in labels]) for k in labels[0] if k not in ("head", "cues")}
@@ -285,9 +321,10 @@ def held_out_measures(localizer: Localizer, data: dict) -> dict:
 
 
 def train(benchmark, out: str | os.PathLike, profile: str = "small", device: str = "cpu", seed: int = 0,
-          split: int = 1) -> dict:
-    """Train the localizer at ``profile`` on the train part of ``split`` of a built benchmark; write the
-    checkpoint to ``out``; return the training record (also stored in the checkpoint)."""
+          split: int = 1, workers: int = 1) -> dict:
+    """Train the localizer at ``profile`` on the train part of ``split`` of a built benchmark, rendering its
+    windows in ``workers`` processes (the same windows for any number); write the checkpoint to ``out``;
+    return the training record (also stored in the checkpoint)."""
     from tas_eval.data.builtin.sources import category_names
 
     if profile not in PROFILES:
@@ -297,8 +334,10 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", device: str
     torch.manual_seed(seed)
     categories = category_names()
     config = {"id": LOCALIZER_ID, "categories": categories, "widths": list(p["widths"]), "hidden": p["hidden"]}
-    train_set = make_set(source_pool(benchmark, split, "train"), p["examples"], seed, categories, "localizer: train windows")
-    val_set = make_set(source_pool(benchmark, split, "val"), p["val_examples"], seed + 1, categories, "localizer: val windows")
+    train_set = make_set(source_pool(benchmark, split, "train"), p["examples"], seed, categories,
+                         "localizer: train windows", workers)
+    val_set = make_set(source_pool(benchmark, split, "val"), p["val_examples"], seed + 1, categories,
+                       "localizer: val windows", workers)
     data_seconds = time.perf_counter() - start
     network = build_network(config).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=p["lr"])
@@ -324,7 +363,7 @@ def train(benchmark, out: str | os.PathLike, profile: str = "small", device: str
         "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
         "loss_window_steps": window,
         "held_out": held_out_measures(localizer, val_set), "device": device, "torch_threads": torch.get_num_threads(),
-        "seconds_rendering": round(data_seconds, 1), "seconds": round(time.perf_counter() - start, 1),
+        "render_workers": workers, "seconds_rendering": round(data_seconds, 1), "seconds": round(time.perf_counter() - start, 1),
     }
     ckpt = {"model": {k: v.detach().cpu() for k, v in network.state_dict().items()}, "config": config, "training": record}
     from tas_eval.metrics.backbones import write_checkpoint
