@@ -31,6 +31,11 @@ def end_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def worker_count(requested: int | None = None) -> int:
+    """The number of worker processes to use: ``requested``, or every core when it is None or 0."""
+    return requested or os.cpu_count() or 1
+
+
 def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
     """``fn(item)`` for every item, yielded in the order of ``items``. With ``workers`` <= 1 it runs in this
     process; otherwise in that many worker processes (forked where the platform forks, so they share what

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from tas_eval.cli.tables import describe_backbones, summary_table, table
@@ -220,12 +219,13 @@ def localizer_train(args) -> int:
     from tas_eval.device import resolve_device
     from tas_eval.metrics.localizer import WEIGHTS
     from tas_eval.metrics.localizer.training import train
+    from tas_eval.parallel import worker_count
 
     device = resolve_device(args.device)
     benchmark = open_builtin(args, build_if_missing=True)
     out = Path(args.out) if args.out else WEIGHTS
     record = train(benchmark, out, profile=args.train_profile, device=device, seed=args.seed,
-                   workers=args.workers or os.cpu_count() or 1)
+                   workers=worker_count(args.workers))
     print(json.dumps(record, indent=1))
     for head, m in record["held_out"].items():
         where = {"level_only": "windows kept to level differences", "time_only": "windows kept to time differences"}.get(
@@ -242,13 +242,14 @@ def assessor_train(args) -> int:
     from tas_eval.device import resolve_device
     from tas_eval.metrics.assessor import WEIGHTS
     from tas_eval.metrics.assessor.training import train
+    from tas_eval.parallel import worker_count
 
     device = resolve_device(args.device)
     benchmark = open_builtin(args, build_if_missing=True)
     out = Path(args.out) if args.out else WEIGHTS
     out.parent.mkdir(parents=True, exist_ok=True)
     record = train(benchmark, out, profile=args.train_profile, llm=args.llm, localizer=args.localizer_checkpoint,
-                   device=device, seed=args.seed, split=args.split, workers=args.workers or os.cpu_count() or 1)
+                   device=device, seed=args.seed, split=args.split, workers=worker_count(args.workers))
     print(json.dumps(record, indent=1))
     val = record["val"]
     for t, acc in val["accuracy"].items():

@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -34,7 +33,7 @@ from tas_eval.data.qa import QA_VERSION, qa_block
 from tas_eval.data.scene import FRAME_RATE, azel_from_vector, direction_vector, position_at, side_label, wrap_azimuth
 from tas_eval.errors import UserError
 from tas_eval.io import TMP_PREFIX, folder_lock, remove_leftovers, write_bytes_atomic
-from tas_eval.parallel import ordered_map
+from tas_eval.parallel import ordered_map, worker_count
 from tas_eval.paths import data_root, file_sha256
 
 log = logging.getLogger(__name__)
@@ -486,7 +485,7 @@ def _build(root: Path, prof: Profile, seed: int, workers: int | None, progress: 
         (root / folder).mkdir(parents=True, exist_ok=True)
     for folder in (root, root / "audio", root / "scenes", root / "annotations", root / "splits"):
         remove_leftovers(folder)
-    workers = workers or os.cpu_count() or 1
+    workers = worker_count(workers)
     start = time.perf_counter()
     n = prof.num_clips
     bar = tqdm(total=n, desc=f"building {dataset_id(prof.name, seed)}", unit="clip", disable=not progress)
