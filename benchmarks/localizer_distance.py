@@ -31,6 +31,7 @@ from tas_eval.data.builtin.benchmark import resolve_benchmark
 from tas_eval.data.builtin.sources import category_names
 from tas_eval.metrics.localizer import DISTANCE_STEP_M, load_localizer
 from tas_eval.metrics.localizer.training import make_set, source_pool
+from tas_eval.parallel import worker_count
 
 TOLERANCE_M = 0.5
 RANGES_M = ((0.0, 1.5), (1.5, 2.5), (2.5, 3.5), (3.5, 6.0), (6.0, 11.0))
@@ -76,14 +77,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-windows", type=int, default=3000)
     parser.add_argument("--val-windows", type=int, default=600)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that render the windows (default: all cores; the windows are the same for any number)")
     args = parser.parse_args()
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     torch.set_num_threads(1)
     bench = resolve_benchmark(args.profile, args.seed)
     categories = category_names()
-    train = make_set(source_pool(bench, 1, "train"), args.train_windows, args.seed, categories, "train windows")
-    val = make_set(source_pool(bench, 1, "val"), args.val_windows, args.seed + 1, categories, "val windows")
+    workers = worker_count(args.workers)
+    train = make_set(source_pool(bench, 1, "train"), args.train_windows, args.seed, categories, "train windows", workers)
+    val = make_set(source_pool(bench, 1, "val"), args.val_windows, args.seed + 1, categories, "val windows", workers)
 
     loc = load_localizer(args.localizer)
     with torch.inference_mode():
