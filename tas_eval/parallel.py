@@ -32,8 +32,13 @@ def end_with_parent(parent: int) -> None:
 
 
 def worker_count(requested: int | None = None) -> int:
-    """The number of worker processes to use: ``requested``, or every core when it is None or 0."""
-    return requested or os.cpu_count() or 1
+    """The number of worker processes to use: ``requested``, or when it is None or 0 every core this
+    process may run on (its CPU affinity where the platform has one, so a container pinned to a few
+    cores of a large machine does not start one worker per core of the machine)."""
+    if requested:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
 
 
 def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
