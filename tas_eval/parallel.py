@@ -45,8 +45,9 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
     """``fn(item)`` for every item, yielded in the order of ``items``. With ``workers`` <= 1 it runs in this
     process; otherwise in that many worker processes (forked where the platform forks, so they share what
     this process has loaded), with at most IN_FLIGHT_PER_WORKER inputs per worker taken from ``items``
-    ahead of the results read, so a long lazy input is never held whole. ``fn`` must be a module-level
-    function; a worker's exception is raised here, a dead worker raises BrokenProcessPool."""
+    ahead of the results read, so a long lazy input is never held whole. ``fn`` must pickle (a module-level
+    function, or a functools.partial of one); a worker's exception is raised here, a dead worker raises
+    BrokenProcessPool."""
     if workers <= 1:
         yield from map(fn, items)
         return
