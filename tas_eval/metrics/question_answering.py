@@ -99,6 +99,16 @@ def _reference_answers(assessor, refs, rows, qs, dataset_hash: str | None, split
     return answers
 
 
+def items_seen_in_training(config: dict, questions: dict, item_ids: list[str]) -> int:
+    """How many of ``item_ids`` the assessor of ``config`` was trained on. Clip ids repeat across builds (every
+    build numbers its clips from c00000), so an id counts only when ``questions`` is the very question bank the
+    assessor trained on (the same sha256), that is, the same build."""
+    if config.get("questions_sha256") != questions.get("sha256"):
+        return 0
+    trained_on = set(config.get("train_items") or [])
+    return sum(1 for i in item_ids if i in trained_on)
+
+
 WITHHELD_WHY = "the assessor answers the references no better than chance on these questions"
 
 
@@ -140,8 +150,7 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     right_pred = [is_right(q, a, categories) for q, a in zip(qs, ans_pred)]
     acc_ref, acc_pred, chance = accuracies(qs, right_ref), accuracies(qs, right_pred), chance_levels(qs)
     p_ref = p_above_chance(qs, right_ref)
-    trained_on = set(assessor.config.get("train_items") or [])
-    seen = sum(1 for i in item_ids if i in trained_on)
+    seen = items_seen_in_training(assessor.config, questions, item_ids)
     modes = {}
     for kind, t in KIND_TYPE.items():
         modes.setdefault(t, {})[kind] = MODES[kind]

@@ -265,3 +265,15 @@ def test_a_gap_is_withheld_where_the_references_are_answered_at_chance(monkeypat
     assert w["questions"] == 4 and w["p_above_chance"] == pytest.approx(11 / 16)
     assert "no better than chance" in w["why"] and w["backbone"]["id"] == "tas_qa"
     assert len(answers["c1"]) == 4 and len(answers["c2"]) == 3
+
+
+def test_items_seen_in_training_count_only_on_the_build_the_assessor_trained_on():
+    """Every build numbers its clips from c00000: the same id in another build (another question bank) is
+    another scene, never one the assessor heard."""
+    from tas_eval.metrics.question_answering import items_seen_in_training
+
+    config = {"questions_sha256": "a" * 64, "train_items": ["c00001", "c00002"]}
+    ids = ["c00001", "c00003"]
+    assert items_seen_in_training(config, {"sha256": "a" * 64}, ids) == 1
+    assert items_seen_in_training(config, {"sha256": "b" * 64}, ids) == 0
+    assert items_seen_in_training(config, {"sha256": "a" * 64}, ["c00003"]) == 0
