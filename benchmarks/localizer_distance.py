@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--train-windows", type=int, default=3000)
     parser.add_argument("--val-windows", type=int, default=600)
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes that render the windows (default: all cores; the windows are the same for any number)")
+                        help="processes that render the windows (default: every core this process may run on; "
+                             "the windows are the same for any number)")
     args = parser.parse_args()
     from sklearn.ensemble import HistGradientBoostingRegressor
 

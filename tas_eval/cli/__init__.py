@@ -58,7 +58,8 @@ def _add_network_training_options(p: argparse.ArgumentParser, small: str) -> Non
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="FILE", help="checkpoint to write (default: the packaged weights file)")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes that render the training audio (default: all cores; the audio is the same for any number)")
+                   help="processes that render the training audio (default: every core this process may run on; "
+                        "the audio is the same for any number)")
     _add_threads_option(p)
 
 
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", default="small", choices=["tiny", "small", "full"])
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", default=None, metavar="DIR", help="output folder (default: TAS_EVAL_HOME/data/<dataset id>)")
-    b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default: every core this process may run on)")
     b.set_defaults(handler="data_build")
     s = dsub.add_parser("show", help="print an item's annotations; with --out write its audio and a figure")
     s.add_argument("item")
