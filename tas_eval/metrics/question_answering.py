@@ -122,7 +122,7 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     split, the answers about the references are cached (as the generative metrics' reference statistics
     are)."""
     from tas_eval.data.builtin.sources import category_names
-    from tas_eval.metrics.assessor import WEIGHTS, LLMUnavailable, load_assessor
+    from tas_eval.metrics.assessor import WEIGHTS, LLMUnavailable, LocalizerMismatch, load_assessor
     from tas_eval.metrics.assessor.scorer import MODES, accuracies, chance_levels, is_right, p_above_chance
 
     chosen = [m for m in QA_METRICS.values() if metric_ids is None or m.id in metric_ids]
@@ -140,6 +140,13 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     try:
         assessor = load_assessor(options.checkpoint, options.llm, options.localizer, device)
     except LLMUnavailable as exc:
+        return {}, {}, str(exc), {}
+    except LocalizerMismatch as exc:
+        # Another localizer for the spatial measures (say, one trained at the paper profile) must not stop an
+        # evaluation: the packaged assessor cannot read it, so its metrics are left out and the note says why.
+        # An assessor the user named for this localizer and that does not fit it is the user's error.
+        if options.checkpoint is not None:
+            raise
         return {}, {}, str(exc), {}
     categories = category_names()
     qs = [q for _, q in rows]

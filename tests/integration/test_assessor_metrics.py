@@ -121,6 +121,31 @@ def test_without_the_lm_the_metrics_are_absent_not_zero(tiny_benchmark, tiny_ass
     assert "no-llm" in r["extra"]["question_answering_not_computed"]
 
 
+def test_another_localizer_leaves_the_packaged_assessor_out_and_refuses_a_named_one(tiny_benchmark, tiny_assessor,
+                                                                                   tmp_path, capsys):
+    """A localizer of one's own (here the packaged weights saved again, so another sha256) still gives the
+    spatial measures; the packaged assessor, trained on the packaged localizer, is left out with the reason.
+    An assessor named on the command line that does not fit the localizer is an error naming its file."""
+    from tas_eval.metrics.localizer import WEIGHTS as LOCALIZER_WEIGHTS
+
+    path, llm, _ = tiny_assessor
+    ckpt = torch.load(LOCALIZER_WEIGHTS, weights_only=False)
+    ckpt["training"] = dict(ckpt.get("training") or {}, note="saved again")
+    other = tmp_path / "other_loc.pt"
+    torch.save(ckpt, other)
+    common = ["--split", "1", "--data-root", str(tiny_benchmark.root), "--device", "cpu",
+              "--localizer-checkpoint", str(other)]
+    assert main(["evaluate", "--ground-truth", *common, "--results", str(tmp_path / "r")]) == 0
+    r = load_results(tmp_path / "r" / tiny_benchmark.id / "split1" / "ground_truth")
+    assert "side_acc" in r["metrics"] and not QA_METRICS & set(r["metrics"])
+    assert "other_loc.pt" in r["extra"]["question_answering_not_computed"]
+    capsys.readouterr()
+    assert main(["evaluate", "--ground-truth", *common, "--results", str(tmp_path / "r2"),
+                 "--assessor-checkpoint", str(path), "--assessor-llm", str(llm)]) == 2
+    err = capsys.readouterr().err
+    assert "qa.pt: was trained on the localizer with sha256" in err and "other_loc.pt" in err
+
+
 def test_questions_are_stored_once_in_the_manifest(tiny_benchmark):
     manifest = json.loads((tiny_benchmark.root / "manifest.json").read_text())
     block = manifest["qa"]

@@ -39,7 +39,13 @@ ASSESSOR_ID = "tas_qa"
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "tas_qa.pt"
 ANSWER_BATCH = 16  # questions answered per forward pass
 
-__all__ = ["ASSESSOR_ID", "Assessor", "LLMUnavailable", "WEIGHTS", "load_assessor", "llm_available"]
+__all__ = ["ASSESSOR_ID", "Assessor", "LLMUnavailable", "LocalizerMismatch", "WEIGHTS", "load_assessor",
+           "llm_available"]
+
+
+class LocalizerMismatch(UserError):
+    """The assessor was trained on another localizer's encoder than the one given: its answers would read
+    tokens it never learned."""
 
 
 class Assessor:
@@ -92,8 +98,8 @@ def load_assessor(path: str | os.PathLike | None = None, llm: str | None = None,
                   device: str | torch.device = "cpu") -> Assessor:
     """The assessor of checkpoint ``path`` (default: the packaged tas_qa weights) on the LM it names (or
     ``llm``, which must be the same weights) and the localizer it was trained on (the packaged one, or
-    ``localizer``); cached. LLMUnavailable when the LM is not installed; UserError naming the file when the
-    checkpoint does not fit."""
+    ``localizer``); cached. LLMUnavailable when the LM is not installed; LocalizerMismatch when it was trained
+    on another localizer; UserError naming the file when the checkpoint does not fit."""
     path = Path(path) if path is not None else WEIGHTS
     if not path.is_file():
         raise UserError(f"{path}: the assessor checkpoint does not exist"
@@ -120,8 +126,9 @@ def _load(path: str, sha256: str, llm: str | None, localizer: str | None, device
                         "the sources the question names and their relation); retrain it with `tas-eval assessor train`.")
     located = load_localizer(localizer, device)
     if located.weights_sha256 != config["localizer_sha256"]:
-        raise UserError(f"{path}: was trained on the localizer with sha256 {config['localizer_sha256'][:12]}, not on "
-                        f"{located.path} (sha256 {located.weights_sha256[:12]}); give that localizer or retrain.")
+        raise LocalizerMismatch(f"{path}: was trained on the localizer with sha256 {config['localizer_sha256'][:12]}, "
+                                f"not on {located.path} (sha256 {located.weights_sha256[:12]}); give that localizer, or "
+                                "an assessor trained on this one (`tas-eval assessor train --localizer-checkpoint`).")
     source = llm or config["llm"]
     network, info = build_assessor_network(source)
     if info["sha256"] != config["llm_sha256"]:
