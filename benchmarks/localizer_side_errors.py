@@ -7,9 +7,9 @@ dominant source stands from the +-15 degree border between center and a side, by
 Reads the test references of the split exactly as `side_acc` does (each clip peak-normalized, frames
 with one dominant source, tas_eval.metrics.localization.frame_kinds) and prints the share of frames
 whose side the localizer gets right per bin of the annotated lateral angle's distance to the border,
-per distance, for static and moving sources and for center sources in front and behind, and the confusion of annotated and heard sides. A
-yardstick whose errors sit at the border is limited by the three-way split of a continuous angle; one
-whose errors lie far from it mishears.
+per distance, for static and moving sources and for center sources in front and behind, and the
+confusion of annotated and heard sides. A yardstick whose errors sit at the border is limited by the
+three-way split of a continuous angle; one whose errors lie far from it mishears.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def frames_heard(benchmark, split: int, localizer) -> list[dict]:
             if src is None or f["index"] >= heard["azimuth"].shape[0]:
                 continue
             lat = lateral_angle(float(src["azimuth"]), float(src.get("elevation", 0.0)))
-            rows.append({"label": src["label"], "border": abs(abs(lat) - CENTER_DEADBAND_DEG),
+            rows.append({"item": item_id, "label": src["label"], "border": abs(abs(lat) - CENTER_DEADBAND_DEG),
                          "behind": abs(((float(src["azimuth"]) + 180.0) % 360.0) - 180.0) > 90.0,
                          "distance": float(src.get("distance", float("nan"))), "moving": bool(src.get("moving")),
                          "heard": side_label(heard["azimuth"][f["index"]], heard["elevation"][f["index"]])})
