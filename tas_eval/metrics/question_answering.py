@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from tas_eval.data.qa import KIND_TYPE, TYPES
 from tas_eval.metrics.base import MetricRecord, SetMetric
 
@@ -151,8 +153,12 @@ def compute_qa(preds, refs, *, item_ids: list[str], questions: dict | None, opti
     categories = category_names()
     qs = [q for _, q in rows]
     ans_ref = _reference_answers(assessor, refs, rows, qs, dataset_hash, split)
-    pred_tokens = assessor.encode(preds)
-    ans_pred = assessor.answer([pred_tokens[k] for k, _ in rows], qs)
+    if len(preds) == len(refs) and all(np.array_equal(p, r) for p, r in zip(preds, refs)):
+        # the ground-truth row: the answers about the predictions are the answers about the references
+        ans_pred = list(ans_ref)
+    else:
+        pred_tokens = assessor.encode(preds)
+        ans_pred = assessor.answer([pred_tokens[k] for k, _ in rows], qs)
     right_ref = [is_right(q, a, categories) for q, a in zip(qs, ans_ref)]
     right_pred = [is_right(q, a, categories) for q, a in zip(qs, ans_pred)]
     acc_ref, acc_pred, chance = accuracies(qs, right_ref), accuracies(qs, right_pred), chance_levels(qs)

@@ -277,3 +277,24 @@ def test_items_seen_in_training_count_only_on_the_build_the_assessor_trained_on(
     assert items_seen_in_training(config, {"sha256": "a" * 64}, ids) == 1
     assert items_seen_in_training(config, {"sha256": "b" * 64}, ids) == 0
     assert items_seen_in_training(config, {"sha256": "a" * 64}, ["c00003"]) == 0
+
+
+def test_the_references_scored_against_themselves_are_asked_once(monkeypatch):
+    """The ground-truth row: predictions equal to the references get the references' answers without
+    asking the assessor again, so its gaps are 0 by construction."""
+    import tas_eval.metrics.assessor as assessor_pkg
+    from tas_eval.metrics.question_answering import AssessorOptions, compute_qa
+
+    doa = [dict(q("doa", t, "doa"), id=f"d{k}") for k, t in enumerate(
+        [["left", "front", "level"], ["right", "front", "level"]])]
+    fixed = _FixedAssessor({x["id"]: (", ".join(x["truth"]), "nowhere") for x in doa})
+    calls = []
+    answer = fixed.answer
+    fixed.answer = lambda tokens, questions: calls.append(len(questions)) or answer(tokens, questions)
+    monkeypatch.setattr(assessor_pkg, "load_assessor", lambda *args, **kwargs: fixed)
+    refs = [np.zeros((2, 8)), np.zeros((2, 8))]
+    records, _, note, _ = compute_qa([r.copy() for r in refs], refs, item_ids=["c1", "c2"],
+                                     questions={"items": {"c1": doa[:1], "c2": doa[1:]}, "sha256": "f" * 64},
+                                     options=AssessorOptions(checkpoint="fixed"))
+    assert note is None and calls == [2]
+    assert records["qa_doa"].value == 0.0 and records["qa_doa"].details["accuracy_prediction"] == 100.0
