@@ -22,7 +22,7 @@ import torch
 
 from tas_eval.audio import peak_normalize
 from tas_eval.data.builtin.benchmark import resolve_benchmark
-from tas_eval.data.scene import CENTER_DEADBAND_DEG, lateral_angle, side_label
+from tas_eval.data.scene import CENTER_DEADBAND_DEG, lateral_angle, side_label, wrap_azimuth
 from tas_eval.metrics.localization import frame_kinds
 from tas_eval.metrics.localizer import load_localizer
 
@@ -44,7 +44,7 @@ def frames_heard(benchmark, split: int, localizer) -> list[dict]:
                 continue
             lat = lateral_angle(float(src["azimuth"]), float(src.get("elevation", 0.0)))
             rows.append({"item": item_id, "label": src["label"], "border": abs(abs(lat) - CENTER_DEADBAND_DEG),
-                         "behind": abs(((float(src["azimuth"]) + 180.0) % 360.0) - 180.0) > 90.0,
+                         "behind": abs(wrap_azimuth(float(src["azimuth"]))) > 90.0,
                          "distance": float(src.get("distance", float("nan"))), "moving": bool(src.get("moving")),
                          "heard": side_label(heard["azimuth"][f["index"]], heard["elevation"][f["index"]])})
     return rows
