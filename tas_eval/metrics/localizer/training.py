@@ -76,7 +76,7 @@ ONE_CUE_FFT = 512  # samples at 16 kHz: 32 ms frames, a quarter hop
 # Sizes per profile: "tiny" for the tests, "small" for two CPU cores, "paper" for a GPU.
 PROFILES = {
     "tiny": {"examples": 24, "val_examples": 12, "steps": 15, "batch": 8, "lr": 3e-3, "widths": [4, 8, 8], "hidden": 32},
-    "small": {"examples": 4000, "val_examples": 400, "steps": 3000, "batch": 32, "lr": 2e-3, "widths": [12, 24, 48],
+    "small": {"examples": 8000, "val_examples": 400, "steps": 6000, "batch": 32, "lr": 2e-3, "widths": [12, 24, 48],
               "hidden": 96},
     "paper": {"examples": 20000, "val_examples": 1000, "steps": 12000, "batch": 64, "lr": 1e-3,
               "widths": [32, 64, 128], "hidden": 256},
