@@ -2,9 +2,9 @@
 dominant source stands from the +-15 degree border between center and a side, by distance and by motion.
 
     python3 benchmarks/localizer_side_errors.py [--profile small] [--data-seed 0] [--split 1]
-        [--localizer-checkpoint FILE]
+        [--localizer-checkpoint FILE] [--part test|val]
 
-Reads the test references of the split exactly as `side_acc` does (each clip peak-normalized, frames
+Reads the test references (or, with --part val, the val clips' references) of the split exactly as `side_acc` does (each clip peak-normalized, frames
 with one dominant source, tas_eval.metrics.localization.frame_kinds) and prints the share of frames
 whose side the localizer gets right per bin of the annotated lateral angle's distance to the border,
 per distance, for static and moving sources and for center sources in front and behind, and the
@@ -31,10 +31,10 @@ DISTANCE_BINS = [(0, 2), (2, 3.5), (3.5, 6), (6, 11)]
 SIDES = ["left", "center", "right"]
 
 
-def frames_heard(benchmark, split: int, localizer) -> list[dict]:
+def frames_heard(benchmark, split: int, localizer, part: str = "test") -> list[dict]:
     """One row per frame with a dominant source: its annotation and the side the localizer hears."""
     rows = []
-    for item_id in benchmark.split_ids(split, "test"):
+    for item_id in benchmark.split_ids(split, part):
         ref = benchmark.binaural(item_id)
         audio = peak_normalize(torch.from_numpy(np.ascontiguousarray(ref))[None].float())
         heard = {k: v[0].numpy() for k, v in localizer.locate(audio).items()}
@@ -62,12 +62,15 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--split", type=int, default=1)
     parser.add_argument("--localizer-checkpoint", default=None)
+    parser.add_argument("--part", default="test", choices=["test", "val"],
+                        help="whose references to read: the test clips (as side_acc) or the val clips, which "
+                             "weights may be compared on without looking at the test clips")
     args = parser.parse_args()
     benchmark = resolve_benchmark(args.profile, args.data_seed, None, build_if_missing=False)
     localizer = load_localizer(args.localizer_checkpoint)
     with torch.inference_mode():
-        rows = frames_heard(benchmark, args.split, localizer)
-    print(f"{benchmark.id} split {args.split}, test references, localizer sha256 {localizer.weights_sha256[:12]}")
+        rows = frames_heard(benchmark, args.split, localizer, args.part)
+    print(f"{benchmark.id} split {args.split}, {args.part} references, localizer sha256 {localizer.weights_sha256[:12]}")
     print(f"all frames with one dominant source: side right {share(rows)}")
     print("by the annotated lateral angle's distance (degrees) to the +-15 degree border:")
     for lo, hi in BORDER_BINS:

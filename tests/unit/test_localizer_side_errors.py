@@ -31,3 +31,15 @@ def test_the_breakdown_agrees_with_side_acc_on_the_references(tiny_benchmark):
             assert np.mean(mine) == pytest.approx(value, abs=1e-12)
         else:
             assert np.isnan(value)
+
+
+def test_the_val_part_reads_only_val_clips(tiny_benchmark):
+    from tas_eval.metrics.localizer import load_localizer
+
+    spec = importlib.util.spec_from_file_location("localizer_side_errors", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.frames_heard(tiny_benchmark, 1, load_localizer(None), part="val")
+    val = set(tiny_benchmark.split_ids(1, "val"))
+    assert rows and {r["item"] for r in rows} <= val
+    assert not val & set(tiny_benchmark.split_ids(1, "test"))
