@@ -4,8 +4,9 @@ dominant source stands from the +-15 degree border between center and a side, by
     python3 benchmarks/localizer_side_errors.py [--profile small] [--data-seed 0] [--split 1]
         [--localizer-checkpoint FILE] [--part test|val]
 
-Reads the test references (or, with --part val, the val clips' references) of the split exactly as `side_acc` does (each clip peak-normalized, frames
-with one dominant source, tas_eval.metrics.localization.frame_kinds) and prints the share of frames
+Reads the test references (or, with --part val, the val clips' references) of the split exactly as
+`side_acc` does (each clip peak-normalized, frames with one dominant source,
+tas_eval.metrics.localization.frame_kinds) and prints the share of frames
 whose side the localizer gets right per bin of the annotated lateral angle's distance to the border,
 per distance, for static and moving sources and for center sources in front and behind, and the
 confusion of annotated and heard sides. A yardstick whose errors sit at the border is limited by the

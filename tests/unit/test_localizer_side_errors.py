@@ -12,13 +12,19 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "localizer_side_errors.py"
 
 
+def _script():
+    """The benchmark script, imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("localizer_side_errors", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_the_breakdown_agrees_with_side_acc_on_the_references(tiny_benchmark):
     from tas_eval.metrics import compute_metrics
     from tas_eval.metrics.localizer import WEIGHTS, load_localizer
 
-    spec = importlib.util.spec_from_file_location("localizer_side_errors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script()
     rows = module.frames_heard(tiny_benchmark, 1, load_localizer(None))
     ids = tiny_benchmark.split_ids(1, "test")
     refs = [tiny_benchmark.binaural(i) for i in ids]
@@ -36,9 +42,7 @@ def test_the_breakdown_agrees_with_side_acc_on_the_references(tiny_benchmark):
 def test_the_val_part_reads_only_val_clips(tiny_benchmark):
     from tas_eval.metrics.localizer import load_localizer
 
-    spec = importlib.util.spec_from_file_location("localizer_side_errors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script()
     rows = module.frames_heard(tiny_benchmark, 1, load_localizer(None), part="val")
     val = set(tiny_benchmark.split_ids(1, "val"))
     assert rows and {r["item"] for r in rows} <= val
